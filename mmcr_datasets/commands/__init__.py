@@ -1,0 +1,1 @@
+"""One module per ``mmcr`` sub-command; each defines ``register(subparsers)``."""
