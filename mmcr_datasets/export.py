@@ -265,7 +265,7 @@ def build_hub_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     result.seconds = time.perf_counter() - t0
-    logger.info(result.summary())
+    logger.debug(result.summary())
     return result
 
 
