@@ -60,7 +60,11 @@ def validate_hub_folder(folder, *, taxonomy=None, name: Optional[str] = None,
         return report
     if name is None:
         meta = _first_metadata(shards[0], read_mmcr_metadata)
-        name = "bench" if (meta or {}).get("dataset") == "mmcr/bench" or shards[0].parent.name == "data" else "310k"
+        dataset = (meta or {}).get("dataset")
+        if dataset in ("mmcr/310k", "mmcr/bench"):
+            name = dataset.split("/")[1]
+        else:
+            name = "bench" if shards[0].parent.name == "data" else "310k"
     tax = load_taxonomy(taxonomy)
     prof = profile or ValidationProfile.for_dataset(name)
     if folder.is_dir():

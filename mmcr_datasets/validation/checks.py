@@ -248,10 +248,10 @@ def texts(rec, ctx, emit):
                 continue
             ptr = f"/messages/{i}/content/{k}/text"
             text = p["text"]
+            has_text = True
             if not text.strip():
                 emit("MMCR030", ptr, "empty text part")
                 continue
-            has_text = True
             if _has_bad_unicode(text):
                 emit("MMCR031", ptr, "text holds bytes that are not valid UTF-8 (or a lone surrogate escape)")
             for token in PLACEHOLDERS:

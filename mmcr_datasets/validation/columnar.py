@@ -196,8 +196,7 @@ def check_table(table: pa.Table, taxonomy: Taxonomy, profile: ValidationProfile,
         idx = np.flatnonzero(blank)
         rows, firsts = np.unique(part_row[idx], return_index=True)
         flag(rows, "MMCR030", lambda k, r: part_ptr(idx[firsts])(k, r) + "/text", "empty text part")
-    good_txt = is_txt & ~blank
-    txt_per_msg = np.bincount(part_msg[good_txt], minlength=len(msg_row))
+    txt_per_msg = np.bincount(part_msg[is_txt], minlength=len(msg_row))
     asst_no_text = is_asst & (txt_per_msg == 0)
     if asst_no_text.any():
         idx = np.flatnonzero(asst_no_text)
@@ -265,8 +264,8 @@ def check_shard_schema(path: Path, expected: pa.Schema) -> list[Issue]:
     issues = []
     if not schema.remove_metadata().equals(expected.remove_metadata()):
         diff = [f.name for f in expected if f.name not in schema.names or schema.field(f.name).type != f.type]
-        issues.append(make_issue("MMCR061", f"columns differ from the MMCR features: {diff or schema.names}",
-                                 source=str(path)))
+        return [make_issue("MMCR061", f"columns differ from the MMCR features: {diff or schema.names}",
+                           source=str(path))]
     meta = read_mmcr_metadata(schema)
     if meta is None or meta.get("schema_version") != SCHEMA_VERSION:
         found = None if meta is None else meta.get("schema_version")
