@@ -180,6 +180,10 @@ class Dialogue:
                 return names[value]
             return value
 
+        if taxonomy is None and (isinstance(row.get("domain"), int) or isinstance(row.get("subtopic"), int)):
+            from .taxonomy import default_taxonomy
+
+            taxonomy = default_taxonomy()
         dtype = row.get("dialogue_type")
         if isinstance(dtype, int):
             dtype = DIALOGUE_TYPES[dtype]

@@ -150,7 +150,10 @@ def llava_from_canonical(rec: dict) -> dict:
 
 
 def _copy_labels(rec: dict, out: dict) -> None:
-    for key in ("dialogue_type", "domain", "subtopic", "source"):
+    derived = "single_image" if len(rec.get("images") or []) == 1 else "multi_image"
+    if rec.get("dialogue_type") not in (None, derived):  # only when it says more than the images do
+        out["dialogue_type"] = rec["dialogue_type"]
+    for key in ("domain", "subtopic", "source"):
         if rec.get(key) is not None:
             out[key] = rec[key]
     if rec.get("clip_scores"):

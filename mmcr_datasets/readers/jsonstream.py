@@ -74,6 +74,7 @@ class _Buffer:
         return self.buf[self.pos:self.pos + 1]
 
     def decode_value(self):
+        self.skip_ws()
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
