@@ -69,7 +69,8 @@ class ShardWriter:
 
     def add(self, row: dict) -> None:
         nbytes = _row_nbytes(row)
-        if self._writer is not None and self._file_bytes + self._pending_bytes + nbytes > self.max_shard_bytes:
+        if (self._file_bytes or self._pending) and \
+                self._file_bytes + self._pending_bytes + nbytes > self.max_shard_bytes:
             self._flush()
             self._close_file()
         self._pending.append(row)
@@ -97,6 +98,7 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._file_bytes = 0
 
     def close(self) -> None:
         self._flush()

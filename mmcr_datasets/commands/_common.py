@@ -15,3 +15,11 @@ def add_input_format(p, flag: str = "--format") -> None:
 def add_report_format(p) -> None:
     p.add_argument("--format", dest="report_format", choices=["text", "json"], default="text",
                    help="report format (default: text)")
+
+
+def require_path(path) -> None:
+    """A missing input is a usage error (exit 2), not a data problem."""
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist")

@@ -25,6 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ._common import require_path
+
+    require_path(args.input)
     from ..export import build_hub_folder
 
     result = build_hub_folder(

@@ -51,6 +51,9 @@ def iter_input_rows(path, *, input_format=None, image_root=None, taxonomy=None):
 
 
 def run(args) -> int:
+    from ._common import require_path
+
+    require_path(args.path)
     from ..taxonomy import load_taxonomy
     from ..writers import write_raw
 
@@ -60,7 +63,8 @@ def run(args) -> int:
     if args.to in RAW_TARGETS:
         image_out = Path(args.image_out) if args.image_out else out.parent / "images"
         n = write_raw(rows, out, args.to, taxonomy=tax, image_root=image_out, keyed=args.keyed)
-        print(f"wrote {n} record(s) to {out} ({args.to}); images under {image_out}")
+        print(f"wrote {n} record(s) to {out} ({args.to}); images under {image_out} "
+              f"(read it back with --image-root {image_out})")
         return 0
     peers = _peer_exporters()
     if args.to not in peers:

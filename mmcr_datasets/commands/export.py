@@ -40,6 +40,9 @@ def _rows(source):
 
 
 def run(args) -> int:
+    from ._common import require_path
+
+    require_path(args.source)
     from ..export import export_rows
     from ..hub import folder_name, push_to_hub
     from ..validation import validate_hub_folder

@@ -25,6 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ._common import require_path
+
+    require_path(args.path)
     from ..validation import RELAXED, validate_path
     from ..validation.checks import ValidationProfile
 
