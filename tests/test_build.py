@@ -150,3 +150,25 @@ def test_killed_build_leaves_nothing_that_loads(tmp_path):
 
     with pytest.raises(Exception):
         datasets.load_dataset(str(out))
+
+
+def test_user_taxonomy_flows_into_features_and_card(tmp_path, images):
+    tax = {"name": "kitchen", "version": "1", "domains": [
+        {"name": "Cooking", "subtopics": [{"name": "Baking"}, {"name": "Grilling"}]},
+        {"name": "Eating", "subtopics": [{"name": "Restaurants"}]}]}
+    tax_path = write_json(tmp_path / "tax.json", tax)
+    path = write_json(tmp_path / "t.json", [llava_record("a", domain="Eating", subtopic="Restaurants"),
+                                            llava_record("b", domain="Science", subtopic="Astronomy")])
+    out = tmp_path / "out"
+    result = build_hub_folder(path, out, image_root=images, taxonomy=tax_path, on_invalid="skip",
+                              rejects=tmp_path / "rej.jsonl")
+    assert result.num_written == 1 and result.codes == {"MMCR040": 1}
+    import datasets
+
+    ds = datasets.load_dataset(str(out), split="train")
+    assert ds.features["domain"].names == ["Cooking", "Eating"]
+    assert ds.features["domain"].int2str(ds[0]["domain"]) == "Eating"
+    assert "kitchen" in (out / "README.md").read_text()
+    assert validate_hub_folder(out, taxonomy=tax_path).ok
+    hint = json.loads((tmp_path / "rej.jsonl").read_text())["issues"][0]["message"]
+    assert "Science" in hint and str(tax_path) in hint
