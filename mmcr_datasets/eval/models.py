@@ -140,12 +140,19 @@ class TransformersModel(ModelAdapter):
     """A local transformers vision-language model with its processor; greedy, batched generation.
 
     The processor's chat template renders each request (image parts become the family's image
-    tokens); prompts are left-padded so a batch generates together. ``images_arg="nested"`` passes
+    tokens), or, with ``formatter="qwen2_vl"`` (any id of :mod:`mmcr_datasets.formatters`), the
+    project's formatter for that family, which needs no template on the processor. Prompts are
+    left-padded so a batch generates together. ``images_arg="nested"`` passes
     one list of images per prompt (what most processors accept); ``"flat"`` passes one flat list.
     """
 
     def __init__(self, model, processor, *, batch_size: int = 4, max_new_tokens: int = 64,
-                 generate_kwargs: Optional[dict] = None, name: Optional[str] = None, images_arg: str = "nested"):
+                 generate_kwargs: Optional[dict] = None, name: Optional[str] = None, images_arg: str = "nested",
+                 formatter: Optional[str] = None):
+        if formatter is None and not getattr(processor, "chat_template", None):
+            raise MMCRError("the processor has no chat template; pass formatter=<family id> (one of "
+                            "mmcr_datasets.formatters.list_formatters()) to render prompts without one")
+        self.formatter = formatter
         self.model = model
         self.processor = processor
         self.batch_size = batch_size
@@ -156,11 +163,12 @@ class TransformersModel(ModelAdapter):
         self.name = name or f"transformers:{path}"
 
     @classmethod
-    def from_pretrained(cls, path: str, *, dtype: str = "auto", device: Optional[str] = None, **kwargs):
+    def from_pretrained(cls, path: str, *, dtype: str = "auto", device: Optional[str] = None,
+                        processor_path: Optional[str] = None, **kwargs):
         """Load ``AutoModelForImageTextToText`` and ``AutoProcessor`` from a local folder or Hub id."""
         transformers = require("transformers", feature="evaluating a local transformers model", extra="train")
         require("torch", feature="evaluating a local transformers model", extra="train")
-        processor = transformers.AutoProcessor.from_pretrained(path)
+        processor = transformers.AutoProcessor.from_pretrained(processor_path or path)
         model = transformers.AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
         if device:
             model = model.to(device)
@@ -168,7 +176,8 @@ class TransformersModel(ModelAdapter):
         return cls(model, processor, name=kwargs.pop("name", None) or f"transformers:{path}", **kwargs)
 
     def settings(self) -> dict:
-        return {"max_new_tokens": self.max_new_tokens, "generate_kwargs": self.generate_kwargs}
+        return {"max_new_tokens": self.max_new_tokens, "generate_kwargs": self.generate_kwargs,
+                "formatter": self.formatter}
 
     def _tokenizer(self):
         return getattr(self.processor, "tokenizer", self.processor)
@@ -179,12 +188,31 @@ class TransformersModel(ModelAdapter):
             out.extend(self._generate_batch(list(requests[start:start + self.batch_size])))
         return out
 
+    def _prompt(self, request: TurnRequest) -> str:
+        if self.formatter is None:
+            return self.processor.apply_chat_template(list(request.messages), add_generation_prompt=True,
+                                                      tokenize=False)
+        from ..formatters import format_dialogue
+        from ..records import Dialogue, ImagePart, ImageRef, Message, TextPart
+
+        messages, n = [], 0
+        for m in request.messages:
+            parts = []
+            for p in m["content"]:
+                if p["type"] == "image":
+                    parts.append(ImagePart(n))
+                    n += 1
+                else:
+                    parts.append(TextPart(p["text"]))
+            messages.append(Message(m["role"], tuple(parts)))
+        dialogue = Dialogue(request.dialogue_id, tuple(messages), tuple(ImageRef(None, None) for _ in range(n)))
+        return format_dialogue(dialogue, self.formatter, add_generation_prompt=True, literal_tokens="keep").text
+
     def _generate_batch(self, batch: list[TurnRequest]) -> list[Generation]:
         import torch
 
         tok = self._tokenizer()
-        texts = [self.processor.apply_chat_template(list(r.messages), add_generation_prompt=True, tokenize=False)
-                 for r in batch]
+        texts = [self._prompt(r) for r in batch]
         images = [r.pil_images() for r in batch]
         if self.images_arg == "flat":
             images = [img for imgs in images for img in imgs]
@@ -214,7 +242,8 @@ class TransformersModel(ModelAdapter):
 
 
 def model_from_spec(spec: str, *, base_url: Optional[str] = None, concurrency: int = 8, max_tokens: int = 512,
-                    batch_size: int = 4, retry: RetryPolicy = RetryPolicy()) -> ModelAdapter:
+                    batch_size: int = 4, retry: RetryPolicy = RetryPolicy(),
+                    formatter: Optional[str] = None) -> ModelAdapter:
     """Build an adapter from a command-line spec.
 
     * ``openai:NAME`` — an OpenAI-compatible endpoint serving model ``NAME``;
@@ -227,7 +256,8 @@ def model_from_spec(spec: str, *, base_url: Optional[str] = None, concurrency: i
     if kind == "openai":
         return OpenAIChatModel(rest, base_url=base_url, concurrency=concurrency, max_tokens=max_tokens, retry=retry)
     if kind in ("hf", "transformers"):
-        return TransformersModel.from_pretrained(rest, batch_size=batch_size, max_new_tokens=max_tokens)
+        return TransformersModel.from_pretrained(rest, batch_size=batch_size, max_new_tokens=max_tokens,
+                                                 formatter=formatter)
     if kind == "callable":
         import importlib
 
