@@ -31,6 +31,7 @@ appears inside text is the ``literal_tokens`` option:
 from __future__ import annotations
 
 import re
+from itertools import accumulate
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -50,7 +51,7 @@ class LiteralSpecialTokenError(FormatterError):
     """A text part contains one of the family's control tokens (see ``literal_tokens``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FormattedDialogue:
     """The result of :func:`format_dialogue`.
 
@@ -82,32 +83,39 @@ class FormattedDialogue:
 
 
 class _Writer:
-    """Accumulates text pieces, tracks the length so far, and records learned spans."""
+    """Collects text pieces and marks learned spans by piece position.
 
-    __slots__ = ("pieces", "length", "spans", "_open")
+    Formatters append to ``pieces`` (``write = w.pieces.append`` is the fast path) and call
+    :meth:`begin` / :meth:`end` around what must be learned; character offsets are computed once,
+    at the end, from the piece lengths.
+    """
+
+    __slots__ = ("pieces", "marks")
 
     def __init__(self):
         self.pieces: list[str] = []
-        self.length = 0
-        self.spans: list[tuple[int, int]] = []
-        self._open: Optional[int] = None
+        self.marks: list[int] = []
 
     def write(self, s: str) -> None:
         self.pieces.append(s)
-        self.length += len(s)
 
     def begin(self) -> None:
-        self._open = self.length
+        self.marks.append(len(self.pieces))
 
-    def end(self) -> None:
-        self.spans.append((self._open, self.length))
-        self._open = None
+    end = begin
 
-    def text(self) -> str:
-        return "".join(self.pieces)
+    def result(self) -> tuple[str, list[tuple[int, int]]]:
+        pieces, marks = self.pieces, self.marks
+        if len(marks) % 2:
+            raise FormatterError("a learned span was opened but not closed")
+        if not marks:
+            return "".join(pieces), []
+        cum = [0]
+        cum.extend(accumulate(map(len, pieces)))
+        return "".join(pieces), [(cum[marks[i]], cum[marks[i + 1]]) for i in range(0, len(marks), 2)]
 
 
-@dataclass
+@dataclass(slots=True)
 class Conversation:
     """A dialogue as formatters see it: an optional system text and the other messages.
 
@@ -119,6 +127,7 @@ class Conversation:
     system: Optional[str]
     messages: list
     num_images: Optional[int]
+    images: Any = None
 
 
 class Formatter:
@@ -143,21 +152,24 @@ class Formatter:
         toks = sorted(set(self.special_tokens), key=len, reverse=True)
         alts = list(self.special_patterns) + [re.escape(t) for t in toks]
         self._special_re = re.compile("|".join(alts)) if alts else None
-        # Fast pre-filter: most control tokens start with "<"; a substring test is much cheaper.
-        lead = all(t.startswith("<") for t in toks) and all(p.startswith("<") for p in self.special_patterns)
-        self._prefilter = "<" if alts and lead else ""
+        # Fast pre-filter: the first characters of the control tokens (usually just "<"); a
+        # substring test is much cheaper than the regular expression.
+        firsts = {t[0] for t in toks} | {p.lstrip("\\")[0] for p in self.special_patterns}
+        self._prefilter = tuple(sorted(firsts))
 
     # -- API ------------------------------------------------------------------------------
     def format(self, row: Any, *, add_generation_prompt: bool = False, system: Optional[str] = None,
                literal_tokens: str = "raise", **options) -> FormattedDialogue:
-        unknown = set(options) - set(self.options)
-        if unknown:
-            raise FormatterError(
-                f"formatter {self.name!r} has no option(s) {sorted(unknown)}; "
-                f"its options are {sorted(self.options) or 'none'}"
-            )
-        opts = dict(self.options)
-        opts.update(options)
+        if options:
+            unknown = set(options) - set(self.options)
+            if unknown:
+                raise FormatterError(
+                    f"formatter {self.name!r} has no option(s) {sorted(unknown)}; "
+                    f"its options are {sorted(self.options) or 'none'}"
+                )
+            opts = {**self.options, **options}
+        else:
+            opts = self.options
         conv = to_conversation(row, system)
         if literal_tokens != "keep":
             conv = self._check_literal_tokens(conv, literal_tokens, row)
@@ -171,17 +183,16 @@ class Formatter:
                 )
         w = _Writer()
         order = self.render(w, conv, add_generation_prompt, **opts)
-        images_src = _row_images(row)
-        if images_src is not None:
+        images_src = conv.images
+        images = []
+        if order and images_src is not None:
+            n = len(images_src)
             for i in order:
-                if i < 0 or i >= len(images_src):
-                    raise FormatterError(
-                        f"dialogue {_row_id(row)!r} refers to image {i} but has {len(images_src)} image(s)"
-                    )
+                if i < 0 or i >= n:
+                    raise FormatterError(f"dialogue {_row_id(row)!r} refers to image {i} but has {n} image(s)")
             images = [images_src[i] for i in order]
-        else:
-            images = []
-        return FormattedDialogue(w.text(), images, w.spans, list(order), self.name)
+        text, spans = w.result()
+        return FormattedDialogue(text, images, spans, order, self.name)
 
     def render(self, w: _Writer, conv: Conversation, add_generation_prompt: bool, **options) -> list[int]:
         raise NotImplementedError
@@ -195,26 +206,30 @@ class Formatter:
             return conv
         search = rx.search
         pre = self._prefilter
+        # Fast negative test on all text at once; the part-by-part walk below only runs on a hit.
+        blob = "\x00".join([p["text"] for m in conv.messages for p in m["content"] if p["type"] == TEXT])
+        if conv.system is not None:
+            blob += "\x00" + conv.system
+        if not (pre[0] in blob if len(pre) == 1 else any(ch in blob for ch in pre)) or not search(blob):
+            return conv
         changed = None
-        if conv.system is not None and pre in conv.system and search(conv.system):
+        if conv.system is not None and search(conv.system):
             if policy == "raise":
                 raise self._literal_error(row, "system", search(conv.system).group(0), -1)
-            conv = Conversation(self._escape(conv.system), conv.messages, conv.num_images)
+            conv = Conversation(self._escape(conv.system), conv.messages, conv.num_images, conv.images)
         for mi, m in enumerate(conv.messages):
             for pi, p in enumerate(m["content"]):
                 if p["type"] != TEXT:
                     continue
-                t = p["text"]
-                if pre in t:
-                    hit = search(t)
-                    if hit:
-                        if policy == "raise":
-                            raise self._literal_error(row, m["role"], hit.group(0), mi, pi)
-                        if changed is None:
-                            changed = [dict(x, content=list(x["content"])) for x in conv.messages]
-                        changed[mi]["content"][pi] = dict(p, text=self._escape(t))
+                hit = search(p["text"])
+                if hit:
+                    if policy == "raise":
+                        raise self._literal_error(row, m["role"], hit.group(0), mi, pi)
+                    if changed is None:
+                        changed = [dict(x, content=list(x["content"])) for x in conv.messages]
+                    changed[mi]["content"][pi] = dict(p, text=self._escape(p["text"]))
         if changed is not None:
-            conv = Conversation(conv.system, changed, conv.num_images)
+            conv = Conversation(conv.system, changed, conv.num_images, conv.images)
         return conv
 
     def _escape(self, text: str) -> str:
@@ -244,21 +259,15 @@ def to_conversation(row: Any, system: Optional[str] = None) -> Conversation:
         if not isinstance(row, Dialogue):
             raise FormatterError(f"cannot format a {type(row).__name__}; pass a dataset row or a Dialogue")
         messages = [m.to_row() for m in row.messages]
-        images = row.images
+        images = list(row.images)
     num_images = None if images is None else len(images)
     sys_text = None
     if messages and messages[0]["role"] == "system":
-        sys_text = "".join(p["text"] for p in messages[0]["content"] if p["type"] == TEXT)
+        sys_text = "".join([p["text"] for p in messages[0]["content"] if p["type"] == TEXT])
         messages = messages[1:]
     if system is not None:
         sys_text = system
-    return Conversation(sys_text, messages, num_images)
-
-
-def _row_images(row):
-    if isinstance(row, dict):
-        return row.get("images")
-    return list(row.images)
+    return Conversation(sys_text, messages, num_images, images)
 
 
 def _row_id(row) -> Any:

@@ -32,7 +32,9 @@ class _ChatMLImageFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, add_vision_id=False):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         if add_vision_id:
             fmt = self.vision_id
             placeholder = lambda k: fmt.format(k=k) + "<image>"  # noqa: E731
@@ -42,12 +44,13 @@ class _ChatMLImageFormatter(Formatter):
         write("<|im_start|>system\n" + system + "<|im_end|>\n")
         for m in conv.messages:
             role = m["role"]
-            body = join_with_newlines(m["content"], placeholder, order)
+            c = m["content"]
+            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, placeholder, order)
             write("<|im_start|>" + role + "\n")
             if role == "assistant":
-                w.begin()
+                mark(len(pieces))
                 write(body + "<|im_end|>")
-                w.end()
+                mark(len(pieces))
                 write("\n")
             else:
                 write(body + "<|im_end|>\n")
@@ -88,7 +91,9 @@ class Ovis16Formatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, variant="gemma2"):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         if variant == "gemma2":
             if conv.system is not None:
                 raise FormatterError("Ovis1.6-Gemma2 does not support a system prompt (Gemma has none)")
@@ -108,12 +113,13 @@ class Ovis16Formatter(Formatter):
             role = m["role"]
             if role not in roles:
                 raise FormatterError(f"ovis1_6 supports user and assistant roles, not {role!r}")
-            body = join_with_newlines(m["content"], lambda k: "<image>", order)
+            c = m["content"]
+            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, lambda k: "<image>", order)
             write(roles[role])
             if role == "assistant":
-                w.begin()
+                mark(len(pieces))
                 write(body + end)
-                w.end()
+                mark(len(pieces))
                 write(end_nl)
             else:
                 write(body + end + end_nl)

@@ -20,7 +20,9 @@ class Gemma3Formatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, bos_token="<bos>"):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         write(bos_token)
         prefix = "" if conv.system is None else conv.system + "\n\n"
         for i, m in enumerate(conv.messages):
@@ -30,10 +32,14 @@ class Gemma3Formatter(Formatter):
             assistant = role == "assistant"
             write("<start_of_turn>" + ("model" if assistant else role) + "\n")
             if assistant:
-                w.begin()
+                mark(len(pieces))
             if i == 0:
                 write(prefix)
-            for p in m["content"]:
+            c = m["content"]
+            if len(c) == 1 and c[0]["type"] == "text":
+                write(c[0]["text"].strip())
+                c = ()
+            for p in c:
                 if p["type"] == IMAGE:
                     order.append(p["index"])
                     write("<start_of_image>")
@@ -41,7 +47,7 @@ class Gemma3Formatter(Formatter):
                     write(p["text"].strip())
             write("<end_of_turn>")
             if assistant:
-                w.end()
+                mark(len(pieces))
             write("\n")
         if add_generation_prompt:
             write("<start_of_turn>model\n")

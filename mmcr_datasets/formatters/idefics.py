@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .base import IMAGE, Formatter
 
+_ROLE_LABELS = {"user": "User:", "system": "System:"}
 _TOKENS = ("<image>", "<end_of_utterance>", "<fake_token_around_image>", "<global-img>")
 
 
@@ -22,28 +23,38 @@ class Idefics3Formatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         write(self.first_token)
         if conv.system is not None:
             write("System: " + conv.system + "<end_of_utterance>\n")
         for m in conv.messages:
             content = m["content"]
-            assistant = m["role"] == "assistant"
-            write(m["role"].capitalize() + ":")
+            role = m["role"]
+            assistant = role == "assistant"
             if assistant:
-                w.begin()
-            if not (content and content[0]["type"] == IMAGE):
-                write(" ")
-            for p in content:
-                if p["type"] == IMAGE:
-                    order.append(p["index"])
-                    write("<image>")
-                else:
-                    write(p["text"])
-            write("<end_of_utterance>")
+                write("Assistant:")
+                mark(len(pieces))
+            else:
+                write(_ROLE_LABELS.get(role) or role.capitalize() + ":")
+            if len(content) == 1 and content[0]["type"] == "text":
+                write(" " + content[0]["text"])
+            else:
+                if not (content and content[0]["type"] == IMAGE):
+                    write(" ")
+                for p in content:
+                    if p["type"] == IMAGE:
+                        order.append(p["index"])
+                        write("<image>")
+                    else:
+                        write(p["text"])
             if assistant:
-                w.end()
-            write("\n")
+                write("<end_of_utterance>")
+                mark(len(pieces))
+                write("\n")
+            else:
+                write("<end_of_utterance>\n")
         if add_generation_prompt:
             write("Assistant:")
         return order

@@ -40,15 +40,18 @@ class LlavaV1Formatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         write((self.default_system if conv.system is None else conv.system) + " ")
         for m in conv.messages:
-            body = join_with_newlines(m["content"], _image, order)
+            c = m["content"]
+            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
             if m["role"] == "assistant":
                 write("ASSISTANT:")
-                w.begin()
+                mark(len(pieces))
                 write(" " + body + "</s>")
-                w.end()
+                mark(len(pieces))
             elif m["role"] == "user":
                 write("USER: " + body + " ")
             else:
@@ -66,13 +69,18 @@ class LlavaNextFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         if conv.system is not None:
             write("<<SYS>>\n" + conv.system + "\n<</SYS>>\n\n")
         for m in conv.messages:
             role = m["role"]
             content = m["content"]
             if role == "user":
+                if len(content) == 1 and content[0]["type"] != IMAGE:
+                    write("[INST] " + content[0]["text"] + " [/INST]")
+                    continue
                 write("[INST] ")
                 for p in content:
                     if p["type"] == IMAGE:
@@ -87,9 +95,9 @@ class LlavaNextFormatter(Formatter):
                 if first["type"] == IMAGE:
                     raise FormatterError("llava_next renders only the first part of an assistant message, "
                                          "and it is an image")
-                w.begin()
+                mark(len(pieces))
                 write(" " + first["text"] + "</s>")
-                w.end()
+                mark(len(pieces))
                 write(" ")
             else:
                 raise FormatterError("Only user and assistant roles are supported!")
@@ -105,18 +113,21 @@ class LlavaOneVisionFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         system = self.default_system if conv.system is None else conv.system
         if system:
             write("<|im_start|>system\n" + system + "<|im_end|>\n")
         for m in conv.messages:
             role = m["role"]
-            body = join_with_newlines(m["content"], _image, order)
+            c = m["content"]
+            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
             write("<|im_start|>" + role + "\n")
             if role == "assistant":
-                w.begin()
+                mark(len(pieces))
                 write(body + "<|im_end|>")
-                w.end()
+                mark(len(pieces))
                 write("\n")
             else:
                 write(body + "<|im_end|>\n")

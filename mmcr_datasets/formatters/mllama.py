@@ -25,10 +25,12 @@ class MllamaFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, bos_token="<|begin_of_text|>", date_string=None):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         write(bos_token)
         system = "" if conv.system is None else conv.system.strip()
-        has_images = any(p["type"] == IMAGE for m in conv.messages for p in m["content"])
+        has_images = any([p["type"] == IMAGE for m in conv.messages for p in m["content"]])
         if has_images and system != "":
             raise FormatterError("Prompting with images is incompatible with system messages "
                                  "(Llama 3.2 Vision); drop the system prompt for mllama.")
@@ -42,8 +44,12 @@ class MllamaFormatter(Formatter):
             write("<|start_header_id|>" + role + "<|end_header_id|>\n\n")
             assistant = role == "assistant"
             if assistant:
-                w.begin()
-            for p in m["content"]:
+                mark(len(pieces))
+            c = m["content"]
+            if len(c) == 1 and c[0]["type"] == "text":
+                write(c[0]["text"])
+                c = ()
+            for p in c:
                 if p["type"] == IMAGE:
                     order.append(p["index"])
                     write("<|image|>")
@@ -51,7 +57,7 @@ class MllamaFormatter(Formatter):
                     write(p["text"])
             write("<|eot_id|>")
             if assistant:
-                w.end()
+                mark(len(pieces))
         if add_generation_prompt:
             write("<|start_header_id|>assistant<|end_header_id|>\n\n")
         return order

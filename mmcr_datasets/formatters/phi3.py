@@ -34,17 +34,20 @@ class Phi3VFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, eos_token="<|endoftext|>"):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         if conv.system:
             write("<|system|>\n" + conv.system + "<|end|>\n")
         for m in conv.messages:
             role = m["role"]
-            body = join_with_newlines(m["content"], _image, order)
+            c = m["content"]
+            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
             if role == "assistant":
                 write("<|assistant|>\n")
-                w.begin()
+                mark(len(pieces))
                 write(body + "<|end|>")
-                w.end()
+                mark(len(pieces))
                 write("\n")
             elif role == "user":
                 write("<|user|>\n" + body + "<|end|>\n")

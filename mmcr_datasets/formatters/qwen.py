@@ -28,7 +28,9 @@ class Qwen2VLFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, add_vision_id=False):
         order: list[int] = []
-        write = w.write
+        pieces = w.pieces
+        write = pieces.append
+        mark = w.marks.append
         system = conv.system
         if system is None:
             system = self.default_system
@@ -36,22 +38,30 @@ class Qwen2VLFormatter(Formatter):
             write("<|im_start|>system\n" + system + "<|im_end|>\n")
         for m in conv.messages:
             role = m["role"]
-            write("<|im_start|>" + role + "\n")
+            c = m["content"]
             assistant = role == "assistant"
             if assistant:
-                w.begin()
-            for p in m["content"]:
-                if p["type"] == IMAGE:
-                    if assistant and not self.images_in_assistant:
-                        continue
-                    order.append(p["index"])
-                    write(f"Picture {len(order)}: " + _VISION if add_vision_id else _VISION)
-                else:
-                    write(p["text"])
-            write("<|im_end|>")
+                write("<|im_start|>assistant\n")
+                mark(len(pieces))
+            else:
+                write("<|im_start|>" + role + "\n")
+            if len(c) == 1 and c[0]["type"] == "text":
+                write(c[0]["text"])
+            else:
+                for p in c:
+                    if p["type"] == IMAGE:
+                        if assistant and not self.images_in_assistant:
+                            continue
+                        order.append(p["index"])
+                        write(f"Picture {len(order)}: " + _VISION if add_vision_id else _VISION)
+                    else:
+                        write(p["text"])
             if assistant:
-                w.end()
-            write("\n")
+                write("<|im_end|>")
+                mark(len(pieces))
+                write("\n")
+            else:
+                write("<|im_end|>\n")
         if add_generation_prompt:
             write("<|im_start|>assistant\n")
         return order

@@ -108,6 +108,8 @@ def _mllama(src: str) -> str:
 
 
 def _string_system(messages):
+    if not messages or messages[0]["role"] != "system":
+        return messages
     out = []
     for m in messages:
         if m["role"] == "system" and not isinstance(m["content"], str):
