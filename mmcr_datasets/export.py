@@ -254,7 +254,7 @@ def build_hub_folder(
         if card:
             from .cards import write_card
 
-            write_card(tmp, name, files=files, taxonomy=opts.taxonomy, **(card_options or {}))
+            write_card(tmp, name, files=files, taxonomy=opts.taxonomy, **_card_defaults(card_options))
         result.rejects_path = _finalize_rejects(blocks, out, rejects)
         _replace_folder(tmp, out)
     except BaseException:
@@ -269,6 +269,13 @@ def build_hub_folder(
     result.seconds = time.perf_counter() - t0
     logger.debug(result.summary())
     return result
+
+
+def _card_defaults(card_options: Optional[dict]) -> dict:
+    """Cards written by a build leave out image statistics by default: they need every image
+    read back, which would cost a large share of the build. ``mmcr card FOLDER`` adds them
+    (``card_options={"image_stats": True}`` does it during the build)."""
+    return {"image_stats": False, **(card_options or {})}
 
 
 def _merge_codes(blocks) -> dict:
@@ -376,7 +383,7 @@ def export_rows(rows: Iterable[dict], out, *, name: str = "310k", taxonomy=None,
         if card:
             from .cards import write_card
 
-            write_card(tmp, name, files=files, taxonomy=tax, **(card_options or {}))
+            write_card(tmp, name, files=files, taxonomy=tax, **_card_defaults(card_options))
         _replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -120,19 +120,28 @@ def iter_checked(
 
 
 def find_duplicate_positions(inputs, format: Optional[str]) -> tuple[int, dict]:
-    """One cheap pass (no images): the record count and position -> first source of each duplicate id."""
+    """One cheap pass over the JSON only (no conversion, no images): the record count and
+    position -> first source of each duplicate id."""
+    from .readers import list_input_files
+    from .readers.jsonstream import iter_json_items
+
+    files = list_input_files(inputs) if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
     seen: dict[str, str] = {}
     dupes: dict[int, str] = {}
     n = 0
-    for item in read_raw(inputs, format):
-        n += 1
-        rid = item.record_id
-        if rid is None:
-            continue
-        if rid in seen:
-            dupes[item.position] = seen[rid]
-        else:
-            seen[rid] = item.source
+    for file in files:
+        jsonl = True if file.suffix.lower() in (".jsonl", ".ndjson") else None
+        for item in iter_json_items(file, jsonl=jsonl):
+            pos = n
+            n += 1
+            value = item.value
+            rid = value.get("id", item.key) if isinstance(value, dict) else None
+            if not isinstance(rid, str):
+                continue
+            if rid in seen:
+                dupes[pos] = seen[rid]
+            else:
+                seen[rid] = f"{file}:{item.line}"
     return n, dupes
 
 

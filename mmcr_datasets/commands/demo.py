@@ -23,7 +23,8 @@ def run(args) -> int:
     for name, raw in (("310k", sample / "310k" / "train.json"), ("bench", sample / "bench" / "test.json")):
         target = out / "mmcr" / name
         result = build_hub_folder(raw, target, name=name, format="llava", image_root=sample / "images",
-                                  num_proc=args.num_proc, overwrite=True, on_invalid="raise")
+                                  num_proc=args.num_proc, overwrite=True, on_invalid="raise",
+                                  card_options={"image_stats": True})
         report = validate_hub_folder(target, check_images=True)
         print(result.summary())
         print(f"  validate: {'OK' if report.ok else 'INVALID'} ({report.num_records} rows, "
