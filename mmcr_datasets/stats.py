@@ -852,6 +852,9 @@ def _markdown(st: DatasetStats, plots: dict, level: int) -> str:
                          ", ".join(f"{k}: {v}" for k, v in img["problems"].items()) or "none"]]), ""]
         if "image_sizes" in plots:
             out += [f"![image sizes]({plots['image_sizes']})", ""]
+    else:
+        out += ["_Image sizes, formats and duplicate images were not computed here (the image column was not "
+                "read); `mmcr stats PATH` or `mmcr card FOLDER` adds them._", ""]
     dup = d["duplicates"]
     rows = []
     for kind, v in dup.items():

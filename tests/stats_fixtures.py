@@ -25,9 +25,9 @@ def built_sample(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("stats_sample")
     build_hub_folder(SAMPLE / "310k" / "train.json", out / "mmcr" / "310k", name="310k", format="llava",
-                     image_root=SAMPLE / "images")
+                     image_root=SAMPLE / "images", card_options={"image_stats": True})
     build_hub_folder(SAMPLE / "bench" / "test.json", out / "mmcr" / "bench", name="bench", format="llava",
-                     image_root=SAMPLE / "images")
+                     image_root=SAMPLE / "images", card_options={"image_stats": True})
     return out
 
 
