@@ -41,7 +41,7 @@ def _row_dict(row: Any) -> dict:
     return row if isinstance(row, dict) else row.to_row()
 
 
-def _label(value, names=None):
+def _label(value):
     return "" if value is None or value == -1 else str(value)
 
 
@@ -53,7 +53,7 @@ def to_vlmevalkit_record(row: Any, index: int, *, image_root=None, system: str =
     if messages and messages[0]["role"] == "system":
         if system != "drop":
             raise MMCRError(f"dialogue {rid!r} has a system prompt, which the VLMEvalKit MT format cannot carry; "
-                            "pass system='drop' (CLI: --drop-system) to drop it")
+                            "pass system='drop' to write_vlmevalkit_tsv to drop it")
         messages = messages[1:]
     questions, answers, order = [], [], []
     for m in messages:

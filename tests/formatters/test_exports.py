@@ -132,6 +132,20 @@ def test_vlmevalkit_system_prompt_policy(edges, tmp_path):
     assert row["messages"] == edges["system_prompt"]["messages"][1:]
 
 
+def test_convert_cli_round_trip(tmp_path):
+    """`mmcr convert --to openai|vlmevalkit` through the real CLI entry point, on the bundled sample."""
+    cli = pytest.importorskip("mmcr_datasets.cli")
+    from fmt_helpers import SAMPLE
+
+    for target, reader in (("openai", read_openai_jsonl), ("vlmevalkit", read_vlmevalkit_tsv)):
+        out = tmp_path / f"bench.{target}"
+        code = cli.main(["-q", "convert", str(SAMPLE / "bench" / "test.json"), "--to", target, "--out", str(out),
+                         "--image-root", str(SAMPLE / "images")])
+        assert code == 0
+        back = list(reader(out))
+        assert len(back) == 8 and all(r["images"] for r in back)
+
+
 def test_exporter_table_and_mime():
     assert set(EXPORTERS) == {"openai", "vlmevalkit"}
     assert sniff_mime(b"\x89PNG\r\n\x1a\n....") == "image/png"
