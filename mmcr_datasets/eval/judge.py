@@ -92,7 +92,8 @@ def load_prompt(prompt: str | Path | JudgePrompt = DEFAULT_PROMPT) -> JudgePromp
     try:
         text = resources.files("mmcr_datasets.eval").joinpath("prompts", name).read_text(encoding="utf-8")
     except FileNotFoundError:
-        available = sorted(p.name for p in resources.files("mmcr_datasets.eval").joinpath("prompts").iterdir())
+        available = sorted(p.name[:-4].replace("_", "-") for p in
+                           resources.files("mmcr_datasets.eval").joinpath("prompts").iterdir() if p.name.endswith(".txt"))
         raise MMCRError(f"no packaged judge prompt {prompt!r}; available: {available}, or pass a file path") from None
     return parse_prompt_text(text, str(prompt))
 

@@ -293,6 +293,7 @@ class OpenAIServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            self._server.force_exit = True  # do not wait for requests still sleeping in a fault
             self._thread.join(timeout=10)
             self._server = None
 
