@@ -126,7 +126,7 @@ def build_dialogue_request(task: Task, domain: str, subtopic: str, taxonomy: Tax
         "subtopic": sub.name,
         "subtopic_description": sub.description,
         "context": task.context or "(no text around the pictures)",
-        "title": task.title,
+        "title": task.title or "(untitled)",
         "image_rule": _image_rule(task),
     }
     text = Template(prompt.user).safe_substitute(values)
