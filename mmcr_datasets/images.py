@@ -42,25 +42,24 @@ class ImageProblem(Exception):
         super().__init__(message)
 
 
-def resolve_image_path(ref: str, root: Path) -> Path:
+def resolve_image_path(ref: str, root) -> str:
     """Return the file for ``ref`` under ``root`` or raise :class:`ImageProblem`.
 
     Refuses absolute paths, paths whose ``..`` components leave the root, and any path that
     passes through a symbolic link (the link could point anywhere). Nothing outside the root is
-    ever opened.
+    ever opened. (String operations, not pathlib: this runs once per image of a build.)
     """
     if not isinstance(ref, str) or not ref:
         raise ImageProblem("MMCR051", f"image path {ref!r} is empty")
     if os.path.isabs(ref) or ref.startswith(("/", "\\")) or (len(ref) > 1 and ref[1] == ":"):
         raise ImageProblem("MMCR056", f"image path {ref!r} is absolute")
     norm = os.path.normpath(ref.replace("\\", "/"))
-    if norm == ".." or norm.startswith("../") or norm.startswith(".."+os.sep):
+    if norm == ".." or norm.startswith("../") or norm.startswith(".." + os.sep):
         raise ImageProblem("MMCR055", f"image path {ref!r} leaves the image root")
-    path = root / norm
+    current = os.fspath(root)
     # Walk each component below the root: a symlink anywhere is refused.
-    current = root
-    for part in Path(norm).parts:
-        current = current / part
+    for part in norm.split(os.sep):
+        current = os.path.join(current, part)
         try:
             st = os.lstat(current)
         except FileNotFoundError:
@@ -69,7 +68,7 @@ def resolve_image_path(ref: str, root: Path) -> Path:
             raise ImageProblem("MMCR051", f"image file {ref!r} cannot be accessed: {exc}") from None
         if _is_link(st):
             raise ImageProblem("MMCR057", f"image path {ref!r} goes through the symbolic link {current}")
-    return path
+    return current
 
 
 def _is_link(st) -> bool:

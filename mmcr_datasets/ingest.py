@@ -64,7 +64,25 @@ class IngestOptions:
                    Path(image_root) if image_root is not None else None, load_images)
 
 
-def check_item(item: RawItem, opts: IngestOptions, image_root: Path) -> CheckedRecord:
+def load_images(refs, image_root: Path, limits: ImageLimits) -> list:
+    """For each image reference: ``(bytes, info, None)`` or ``(None, None, ImageProblem)``.
+
+    Pure I/O plus a header read, so it runs in a prefetch thread while the main thread checks
+    the records (file reads release the GIL)."""
+    out = []
+    if not isinstance(refs, list):
+        return out
+    for ref in refs:
+        try:
+            data = read_image_file(ref, image_root)
+            out.append((data, probe_image(data, limits), None))
+        except ImageProblem as exc:
+            out.append((None, None, exc))
+    return out
+
+
+def check_item(item: RawItem, opts: IngestOptions, image_root: Path, loaded: Optional[list] = None) -> CheckedRecord:
+    """All issues of one record; images are read (or taken from ``loaded``) and header-checked."""
     ctx = CheckContext(opts.taxonomy, opts.profile, item.source, item.pointer_map(), item.fmt.placeholder)
     out = CheckedRecord(item)
     rid = item.record_id
@@ -73,19 +91,49 @@ def check_item(item: RawItem, opts: IngestOptions, image_root: Path) -> CheckedR
     if item.record is None:
         return out
     out.issues.extend(check_record(item.record, ctx))
-    images = item.record.get("images")
-    if opts.load_images and isinstance(images, list):
-        for k, ref in enumerate(images):
-            try:
-                data = read_image_file(ref, image_root)
-                info = probe_image(data, opts.limits)
-            except ImageProblem as exc:
-                out.issues.append(make_issue(exc.code, str(exc), record_id=rid,
+    if opts.load_images:
+        if loaded is None:
+            loaded = load_images(item.record.get("images"), image_root, opts.limits)
+        for k, (data, info, problem) in enumerate(loaded):
+            if problem is not None:
+                out.issues.append(make_issue(problem.code, str(problem), record_id=rid,
                                              pointer=ctx.pointer_map(f"/images/{k}"), source=item.source))
-                data, info = None, None
             out.image_bytes.append(data)
             out.image_infos.append(info)
     return out
+
+
+#: Records whose images are being read ahead by the prefetch threads.
+PREFETCH_WINDOW = 64
+PREFETCH_THREADS = 4
+
+
+def _image_root_for(item: RawItem, opts: IngestOptions) -> Path:
+    if opts.image_root is not None:
+        return opts.image_root
+    return Path(item.source.rsplit(":", 1)[0]).parent
+
+
+def _prefetched(items: Iterator[RawItem], opts: IngestOptions):
+    """Yield ``(item, loaded_images)`` in input order, reading images ahead in threads."""
+    if not opts.load_images:
+        for item in items:
+            yield item, None
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    window: deque = deque()
+    with ThreadPoolExecutor(PREFETCH_THREADS, thread_name_prefix="mmcr-images") as pool:
+        for item in items:
+            refs = item.record.get("images") if item.record is not None else None
+            window.append((item, pool.submit(load_images, refs, _image_root_for(item, opts), opts.limits)))
+            if len(window) >= PREFETCH_WINDOW:
+                done, fut = window.popleft()
+                yield done, fut.result()
+        while window:
+            done, fut = window.popleft()
+            yield done, fut.result()
 
 
 def iter_checked(
@@ -102,9 +150,8 @@ def iter_checked(
     are used instead, so that processes handling parts of the input agree.
     """
     seen: dict[str, str] = {}
-    for item in read_raw(inputs, format, select=select):
-        root = opts.image_root if opts.image_root is not None else Path(item.source.rsplit(":", 1)[0]).parent
-        checked = check_item(item, opts, root)
+    for item, loaded in _prefetched(read_raw(inputs, format, select=select), opts):
+        checked = check_item(item, opts, _image_root_for(item, opts), loaded)
         rid = item.record_id
         if duplicate_positions is not None:
             if item.position in duplicate_positions:
