@@ -125,8 +125,9 @@ def tiny_processor(family: str):
 
         ip = LlavaImageProcessorPil(size={"shortest_edge": LLAVA_IMAGE},
                                     crop_size={"height": LLAVA_IMAGE, "width": LLAVA_IMAGE})
+        # CLIP adds a CLS token that the "default" strategy drops again: 2x2 = 4 image tokens
         return transformers.LlavaProcessor(image_processor=ip, tokenizer=tok, patch_size=LLAVA_PATCH,
-                                           vision_feature_select_strategy="full", num_additional_image_tokens=0)
+                                           vision_feature_select_strategy="default", num_additional_image_tokens=1)
     if family in ("idefics3", "smolvlm"):
         seq_len = (IDEFICS_IMAGE // IDEFICS_PATCH) ** 2 // IDEFICS_SCALE ** 2
         if family == "idefics3":
@@ -148,3 +149,62 @@ def tiny_processor(family: str):
 def cached_processor(family: str):
     """:func:`tiny_processor`, built once per process (processors are not mutated by calls)."""
     return tiny_processor(family)
+
+
+# -- models -------------------------------------------------------------------------------------------
+
+_TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=2048)
+
+
+def tiny_model_config(family: str, tokenizer=None):
+    """The config of a tiny random model of ``family`` whose token ids match :func:`tiny_tokenizer`."""
+    transformers = require("transformers", feature="tiny test models", extra="train")
+    tok = tokenizer or tiny_tokenizer(family)
+    vocab = len(tok)
+    ids = tok.convert_tokens_to_ids
+    if family in ("qwen2_vl", "qwen2_5_vl"):
+        text = dict(_TEXT, vocab_size=vocab, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                               "mrope_section": [2, 3, 3]},
+                    bos_token_id=None, eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>"))
+        common = dict(text_config=text, image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                      vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+        if family == "qwen2_vl":
+            vision = dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, patch_size=QWEN_PATCH,
+                          spatial_merge_size=QWEN_MERGE, temporal_patch_size=2)
+            return transformers.Qwen2VLConfig(vision_config=vision, **common)
+        vision = dict(depth=2, hidden_size=32, out_hidden_size=64, intermediate_size=64, num_heads=2,
+                      patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE, temporal_patch_size=2,
+                      window_size=56, fullatt_block_indexes=[1])
+        return transformers.Qwen2_5_VLConfig(vision_config=vision, **common)
+    if family == "llava":
+        vision = transformers.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                               num_attention_heads=2, image_size=LLAVA_IMAGE, patch_size=LLAVA_PATCH,
+                                               projection_dim=32)
+        text = transformers.LlamaConfig(vocab_size=vocab, bos_token_id=ids("<s>"), eos_token_id=ids("</s>"),
+                                        pad_token_id=ids("<pad>"), **_TEXT)
+        return transformers.LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids("<image>"),
+                                        vision_feature_select_strategy="default", vision_feature_layer=-1,
+                                        image_seq_length=(LLAVA_IMAGE // LLAVA_PATCH) ** 2)
+    if family in ("idefics3", "smolvlm"):
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                      image_size=IDEFICS_IMAGE, patch_size=IDEFICS_PATCH)
+        text = dict(_TEXT, model_type="llama", vocab_size=vocab, pad_token_id=ids("<pad>"))
+        cls = transformers.Idefics3Config if family == "idefics3" else transformers.SmolVLMConfig
+        return cls(vision_config=vision, text_config=text, image_token_id=ids("<image>"), scale_factor=IDEFICS_SCALE)
+    raise ValueError(f"unknown tiny family {family!r}; known: {FAMILIES}")
+
+
+_MODEL_CLASSES = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
+                  "llava": "LlavaForConditionalGeneration", "idefics3": "Idefics3ForConditionalGeneration",
+                  "smolvlm": "SmolVLMForConditionalGeneration"}
+
+
+def tiny_model(family: str, *, seed: int = 0, tokenizer=None):
+    """A randomly initialised tiny model of ``family`` (CPU, float32), matching :func:`tiny_processor`."""
+    torch = require("torch", feature="tiny test models", extra="train")
+    transformers = require("transformers", feature="tiny test models", extra="train")
+    config = tiny_model_config(family, tokenizer)
+    torch.manual_seed(seed)
+    model = getattr(transformers, _MODEL_CLASSES[family])(config)
+    return model.eval()

@@ -139,3 +139,24 @@ def test_label_tokens_boundaries():
     # span covering chars 4..9: tokens 1 (overlaps) and 2; the empty token at 9 is outside
     assert label_tokens(ids, offsets, [(4, 9)]) == [-100, 11, 12, -100, -100]
     assert label_tokens(ids, offsets, [(0, 3), (9, 12)]) == [10, -100, -100, 13, 14]
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava", "idefics3"])
+def test_tiny_model_loss_uses_only_assistant_tokens(rows, family):
+    """A real forward pass of a tiny random model: the loss is the cross-entropy over exactly the
+    labelled (assistant) positions, and the image tokens match the model's image features."""
+    torch = pytest.importorskip("torch")
+    from mmcr_datasets.testing.tiny_models import tiny_model
+
+    processor = cached_processor(family)
+    model = tiny_model(family, tokenizer=processor.tokenizer)
+    batch = tokenize_dialogue(rows[12], FAMILIES[family], processor, return_tensors="pt")
+    batch.pop("formatted")
+    with torch.no_grad():
+        out = model(**batch)
+    labels = batch["labels"][0, 1:]
+    logits = out.logits[0, :-1]
+    keep = labels != IGNORE_INDEX
+    manual = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
+    assert torch.isfinite(out.loss) and torch.allclose(out.loss, manual, atol=1e-5)
+    assert 0 < int(keep.sum()) < len(labels)
