@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -122,3 +123,9 @@ class ClipScorer:
             txt_f = torch.nn.functional.normalize(txt_f, dim=-1)
             sims = (img_f * txt_f).sum(-1)
         return [round(float(s), 6) for s in sims]
+
+
+@lru_cache(maxsize=2)
+def load_clip_scorer(model_path: str) -> ClipScorer:
+    """A process-wide cached :class:`ClipScorer`."""
+    return ClipScorer(model_path)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
@@ -39,6 +40,7 @@ from ..errors import ReaderError
 logger = logging.getLogger(__name__)
 
 DOC_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 
 
 @dataclass
@@ -147,6 +149,11 @@ def _load_image(entry, position: int, base: Path) -> Optional[DocImage]:
         return None
     if isinstance(entry, dict):
         data, path = entry.get("bytes"), entry.get("path") or entry.get("url")
+        if isinstance(data, str):  # bytes of a JSON document, base64-encoded
+            try:
+                return DocImage(position, base64.b64decode(data, validate=True), origin="base64")
+            except (binascii.Error, ValueError):
+                return DocImage(position, origin="{bytes}", problem="bad_base64")
         if data is not None:
             entry = data
         elif path:
@@ -166,7 +173,7 @@ def _load_image(entry, position: int, base: Path) -> Optional[DocImage]:
         return DocImage(position, origin=ref, problem="remote_image")
     if scheme == "file":
         ref = unquote(urlparse(ref).path)
-    elif len(ref) > 200 and not os.sep in ref[:200]:
+    elif len(ref) > 1024 and _BASE64.fullmatch(ref[:4096]):
         try:  # a bare base64 string (bytes in a JSON document)
             return DocImage(position, base64.b64decode(ref, validate=True), origin="base64")
         except (binascii.Error, ValueError):

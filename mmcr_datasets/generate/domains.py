@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -101,6 +102,12 @@ class EmbeddingDomainAssigner:
             d, s, _ = self.labels[j]
             out.append(DomainAssignment(d, s, float(sims[row, j]), self.method))
         return out
+
+
+@lru_cache(maxsize=2)
+def load_embedding_assigner(taxonomy: Taxonomy, model_path: Optional[str] = None) -> EmbeddingDomainAssigner:
+    """A process-wide cached :class:`EmbeddingDomainAssigner` (loading the model takes seconds)."""
+    return EmbeddingDomainAssigner(taxonomy, model_path)
 
 
 class FixedDomainAssigner:

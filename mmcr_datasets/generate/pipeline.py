@@ -43,7 +43,7 @@ from ..taxonomy import TaxonomyLike, load_taxonomy
 from ..validation.checks import CheckContext, ValidationProfile, check_record
 from ..validation.issues import has_errors
 from .alignment import AlignmentFilter, alignment_of, percentile_cut, texts_per_image
-from .documents import read_documents
+from .documents import list_document_files, read_documents
 from .domains import DomainAssignment, FixedDomainAssigner, check_method, parse_domain_reply
 from .llm import LLMCallError, LLMClient, LLMFatalError, LLMSettings, Usage
 from .parsing import ParseFailure, parse_dialogue
@@ -165,9 +165,9 @@ class Generator:
     def _load_models(self) -> None:
         cfg = self.cfg
         if cfg.domain_method == "embedding":
-            from .domains import EmbeddingDomainAssigner
+            from .domains import load_embedding_assigner
 
-            self.assigner = EmbeddingDomainAssigner(self.taxonomy, cfg.embedding_model)
+            self.assigner = load_embedding_assigner(self.taxonomy, cfg.embedding_model)
         elif cfg.domain_method == "fixed":
             if not cfg.fixed_domain:
                 raise MMCRError("domain method 'fixed' needs a domain and sub-topic (--domain, --subtopic)")
@@ -175,9 +175,9 @@ class Generator:
         else:
             self.domain_prompt = load_prompt(DOMAIN_PROMPT, cfg.prompt_version, cfg.prompt_dir)
         if cfg.clip_model:
-            from .alignment import ClipScorer
+            from .alignment import load_clip_scorer
 
-            self.scorer = ClipScorer(cfg.clip_model)
+            self.scorer = load_clip_scorer(str(cfg.clip_model))
         elif cfg.alignment.active:
             raise MMCRError("a CLIP threshold or percentile needs a CLIP model (--clip-model PATH)")
 
@@ -489,6 +489,8 @@ class Generator:
 
     def run(self) -> GenerateResult:
         t0 = time.perf_counter()
+        if isinstance(self.cfg.docs, (str, Path)):
+            list_document_files(self.cfg.docs)  # fail before creating anything when the input is missing
         self.out.mkdir(parents=True, exist_ok=True)
         self._load_models()
         self._fingerprints()
