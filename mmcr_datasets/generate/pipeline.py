@@ -45,7 +45,7 @@ from ..validation.issues import has_errors
 from .alignment import AlignmentFilter, alignment_of, percentile_cut, texts_per_image
 from .documents import list_document_files, read_documents
 from .domains import DomainAssignment, FixedDomainAssigner, check_method, parse_domain_reply
-from .llm import LLMCallError, LLMClient, LLMFatalError, LLMSettings, Usage
+from .llm import LLMCallError, LLMClient, LLMSettings, Usage
 from .parsing import ParseFailure, parse_dialogue
 from .prompting import (DIALOGUE_PROMPT, DOMAIN_PROMPT, ImageEncoding, build_dialogue_request,
                         build_domain_request, load_prompt)
