@@ -558,6 +558,8 @@ def _flag(arr) -> np.ndarray:
 
 
 def _ints(arr, fill: int = 0) -> np.ndarray:
+    if pa.types.is_null(arr.type):
+        return np.full(len(arr), fill, dtype=np.int64)
     return _np(pc.fill_null(arr, fill)).astype(np.int64)
 
 
@@ -627,9 +629,10 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     turns = np.bincount(msg_row[answered], minlength=n)
     st.dists["turns"] = _hist(turns)
 
-    # text lengths per message
+    # text lengths per message (words as Python's str.split() counts them, from the raw UTF-8)
+    tbuf = _StringBuffer(text)
     chars = _ints(pc.utf8_length(text)) * is_text
-    words = _ints(pc.count_substring_regex(text, r"\S+")) * is_text
+    words = tbuf.word_counts() * is_text
     msg_chars = np.bincount(part_msg, weights=chars, minlength=n_msgs).astype(np.int64)
     msg_words = np.bincount(part_msg, weights=words, minlength=n_msgs).astype(np.int64)
     st.dists["user_chars"] = _hist(msg_chars[is_user])
@@ -638,15 +641,21 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     st.dists["assistant_words"] = _hist(msg_words[is_asst])
     st.dists["dialogue_words"] = _hist(np.bincount(msg_row, weights=msg_words, minlength=n).astype(np.int64))
 
-    # placeholders, literal placeholders and references
+    # placeholders, literal placeholders and references (regexes run only where they can match)
     img_per_msg = np.bincount(part_msg[is_img], minlength=n_msgs)
     st.dists["image_parts_per_user_message"] = _hist(img_per_msg[is_user])
-    literal = _ints(pc.count_substring_regex(text, LITERAL_PLACEHOLDER_RE)) * is_text
+    literal = np.zeros(len(parts), dtype=np.int64)
+    cand = np.flatnonzero(is_text & tbuf.contains_any(b"<["))
+    if len(cand):
+        literal[cand] = _ints(pc.count_substring_regex(text.take(pa.array(cand)), LITERAL_PLACEHOLDER_RE))
     literal_per_msg = np.bincount(part_msg, weights=literal, minlength=n_msgs)
-    img_ref = np.bincount(part_msg, weights=_flag(pc.match_substring_regex(text, IMAGE_REFERENCE_RE)) & is_text,
-                          minlength=n_msgs) > 0
-    ctx_ref = np.bincount(part_msg, weights=_flag(pc.match_substring_regex(text, CONTEXT_REFERENCE_RE)) & is_text,
-                          minlength=n_msgs) > 0
+    user_parts = np.flatnonzero(is_text & is_user[part_msg])
+    img_ref = np.zeros(n_msgs, dtype=bool)
+    ctx_ref = np.zeros(n_msgs, dtype=bool)
+    if len(user_parts):
+        user_text = text.take(pa.array(user_parts))
+        img_ref[part_msg[user_parts[_flag(pc.match_substring_regex(user_text, IMAGE_REFERENCE_RE))]]] = True
+        ctx_ref[part_msg[user_parts[_flag(pc.match_substring_regex(user_text, CONTEXT_REFERENCE_RE))]]] = True
     later = is_user & (turn_of_msg >= 2)
     tot = st.totals
     tot["messages"] += n_msgs
@@ -683,54 +692,307 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
         st.image_first_turn_by_position.update(zip((index[first_parts] + 1).tolist(), first_turn.tolist()))
 
     # content hashes, image headers
-    image_digests: list[list[bytes]] = [[] for _ in range(n)]
+    img_digests = np.zeros((0, 16), dtype=np.uint8)
+    img_rows = np.zeros(0, dtype=np.int64)
     if st.images_scanned:
-        _image_stats(st, _column(table, "images"), image_digests)
+        img_digests, img_rows = _image_stats(st, _column(table, "images"))
     if tokenizer is not None:
         _token_stats(st, content, parts, is_user, is_asst, tokenizer)
-    st._dialogue_keys.append(_dialogue_keys(messages, msgs, content, parts, is_img, index, image_digests))
+    st._dialogue_keys.append(_dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf, img_digests, img_rows))
     return st
 
 
-def _image_stats(st: DatasetStats, img_col: pa.Array, image_digests: list) -> None:
+class _StringBuffer:
+    """The UTF-8 bytes and offsets of a string array, as numpy views (no copies, no Python strings)."""
+
+    # bytes that are whitespace on their own (str.isspace() for ASCII includes \x1c-\x1f)
+    _ASCII_SPACE = np.zeros(256, dtype=bool)
+    _ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+
+    def __init__(self, arr: pa.Array):
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
+            off_type = np.int64
+        elif pa.types.is_string(arr.type) or pa.types.is_binary(arr.type):
+            off_type = np.int32
+        else:
+            arr = arr.cast(pa.large_string())
+            off_type = np.int64
+        self.length = len(arr)
+        bufs = arr.buffers()
+        if self.length == 0 or bufs[2] is None:
+            self.offsets = np.zeros(self.length + 1, dtype=np.int64)
+            self.data = np.zeros(0, dtype=np.uint8)
+            self.base = 0
+            return
+        offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset:arr.offset + self.length + 1].astype(np.int64)
+        self.base = int(offsets[0])
+        self.offsets = offsets - self.base
+        self.data = np.frombuffer(bufs[2], dtype=np.uint8)[self.base:self.base + int(self.offsets[-1])]
+        self.raw = bufs[2]
+
+    def _per_string(self, flags: np.ndarray) -> np.ndarray:
+        """Number of set bytes of ``flags`` inside each string."""
+        pos = np.flatnonzero(flags)
+        return np.searchsorted(pos, self.offsets[1:]) - np.searchsorted(pos, self.offsets[:-1])
+
+    def space_mask(self) -> np.ndarray:
+        """True for every byte of a character that Python's ``str.isspace()`` accepts."""
+        d = self.data
+        space = d <= 32
+        if len(d) == 0:
+            return space
+        if d.min() < 32:  # control bytes: only \t \n \v \f \r and \x1c-\x1f are spaces
+            low = np.flatnonzero(d < 32)
+            space[low] = self._ASCII_SPACE[d[low]]
+        if d.max() >= 0xC2:  # some multi-byte characters: check the few that are spaces
+            lead = np.flatnonzero(d >= 0xC2)
+            n = len(d)
+            nxt = np.where(lead + 1 < n, d[np.minimum(lead + 1, n - 1)], 0)
+            nxt2 = np.where(lead + 2 < n, d[np.minimum(lead + 2, n - 1)], 0)
+            b0 = d[lead]
+            two = (b0 == 0xC2) & ((nxt == 0x85) | (nxt == 0xA0))  # U+0085, U+00A0
+            three = ((b0 == 0xE2) & (((nxt == 0x80) & (((nxt2 >= 0x80) & (nxt2 <= 0x8A)) | (nxt2 == 0xA8)
+                                                       | (nxt2 == 0xA9) | (nxt2 == 0xAF)))
+                                     | ((nxt == 0x81) & (nxt2 == 0x9F))))  # U+2000-200A, 2028, 2029, 202F, 205F
+            three |= (b0 == 0xE3) & (nxt == 0x80) & (nxt2 == 0x80)  # U+3000
+            three |= (b0 == 0xE1) & (nxt == 0x9A) & (nxt2 == 0x80)  # U+1680
+            for k, mask in ((2, two), (3, three)):
+                hit = lead[mask]
+                for j in range(k):
+                    space[hit + j] = True
+        return space
+
+    def word_counts(self) -> np.ndarray:
+        """Words per string, exactly ``len(s.split())``."""
+        if len(self.data) == 0:
+            return np.zeros(self.length, dtype=np.int64)
+        space = self.space_mask()
+        # a word starts at j when byte j-1 is a space and byte j is not (inside one string),
+        # or at a string's first byte when that is not a space
+        pos = np.flatnonzero(space[:-1] > space[1:]) + 1
+        starts, ends = self.offsets[:-1], self.offsets[1:]
+        inner = np.searchsorted(pos, ends, side="left") - np.searchsorted(pos, starts, side="right")
+        first = np.zeros(self.length, dtype=np.int64)
+        nonempty = ends > starts
+        first[nonempty] = ~space[starts[nonempty]]
+        inner[~nonempty] = 0
+        return inner + first
+
+    def contains_any(self, chars: bytes) -> np.ndarray:
+        """Per string: does it contain any of these single bytes?"""
+        if len(self.data) == 0:
+            return np.zeros(self.length, dtype=bool)
+        hit = self.data == chars[0]
+        for c in chars[1:]:
+            hit |= self.data == c
+        return self._per_string(hit) > 0
+
+    def view(self) -> memoryview:
+        if len(self.data) == 0:
+            return memoryview(b"")
+        return memoryview(self.raw)[self.base:self.base + int(self.offsets[-1])]
+
+
+_FORMATS = ("JPEG", "PNG", "GIF")
+_JPEG_MAX_SEGMENTS = 64
+
+
+def _headers(buf: "_StringBuffer") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Format code (index into ``_FORMATS``, -1 = not settled here), width, height of every image.
+
+    The same reading as :func:`mmcr_datasets.images.probe_image`'s fast path (JPEG segment walk
+    to the first SOF marker, PNG IHDR, GIF screen descriptor) plus its end-marker check, done
+    for all images of a batch at once with numpy. Whatever it cannot settle (other formats,
+    odd or damaged files) goes back to ``probe_image`` one by one.
+    """
+    d = buf.data
+    n = buf.length
+    fmt = np.full(n, -1, dtype=np.int64)
+    w = np.zeros(n, dtype=np.int64)
+    h = np.zeros(n, dtype=np.int64)
+    if n == 0 or len(d) == 0:
+        return fmt, w, h
+    s = buf.offsets[:-1]
+    e = buf.offsets[1:]
+    size = e - s
+    pad = np.concatenate([d, np.zeros(32, dtype=np.uint8)])  # reads past the end see zeros
+
+    def at(pos):
+        return pad[np.minimum(pos, len(d) + 31)].astype(np.int64)
+
+    def be16(pos):
+        return (at(pos) << 8) | at(pos + 1)
+
+    def be32(pos):
+        return (be16(pos) << 16) | be16(pos + 2)
+
+    last2 = np.where(size >= 2, (at(e - 2) << 8) | at(e - 1), -1)
+    # PNG: signature, IHDR, and IEND as the last chunk
+    png = size >= 24
+    for k, byte in enumerate(b"\x89PNG\r\n\x1a\nxxxxIHDR"):
+        if k not in (8, 9, 10, 11):
+            png &= at(s + k) == byte
+    pw, ph = be32(s + 16), be32(s + 20)
+    png_end = size >= 12
+    for k, byte in enumerate(b"IEND\xaeB`\x82"):
+        png_end &= at(e - 8 + k) == byte
+    ok = png & (pw > 0) & (ph > 0) & png_end
+    fmt[ok], w[ok], h[ok] = 1, pw[ok], ph[ok]
+    # GIF: GIF87a / GIF89a, logical screen size, trailer byte ';'
+    gif = (size >= 10) & (at(s) == 0x47) & (at(s + 1) == 0x49) & (at(s + 2) == 0x46) & (at(s + 3) == 0x38) \
+        & ((at(s + 4) == 0x37) | (at(s + 4) == 0x39)) & (at(s + 5) == 0x61)
+    gw, gh = at(s + 6) | (at(s + 7) << 8), at(s + 8) | (at(s + 9) << 8)
+    ok = gif & (gw > 0) & (gh > 0) & (at(e - 1) == 0x3B)
+    fmt[ok], w[ok], h[ok] = 2, gw[ok], gh[ok]
+    # JPEG: walk the segments of every image in lockstep until its first SOF marker
+    jpeg = (size >= 3) & (at(s) == 0xFF) & (at(s + 1) == 0xD8) & (at(s + 2) == 0xFF) & (last2 == 0xFFD9)
+    idx = np.flatnonzero(jpeg)
+    pos = s[idx] + 2
+    end = e[idx]
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if len(idx) == 0:
+            break
+        live = (pos + 9 < end) & (at(pos) == 0xFF)
+        idx, pos, end = idx[live], pos[live], end[live]
+        marker = at(pos + 1)
+        fill = marker == 0xFF
+        alone = (marker == 0xD8) | (marker == 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
+        sof = (marker >= 0xC0) & (marker <= 0xCF) & (marker != 0xC4) & (marker != 0xC8) & (marker != 0xCC) \
+            & ~fill & ~alone
+        if sof.any():
+            hit = idx[sof]
+            jh, jw = be16(pos[sof] + 5), be16(pos[sof] + 7)
+            good = (jw > 0) & (jh > 0)
+            fmt[hit[good]], w[hit[good]], h[hit[good]] = 0, jw[good], jh[good]
+        step = np.where(fill, 1, np.where(alone, 2, 2 + be16(pos + 2)))
+        more = ~sof
+        idx, pos, end = idx[more], (pos + step)[more], end[more]
+    return fmt, w, h
+
+
+def _image_stats(st: DatasetStats, img_col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Hash and header-read every image; return (16-byte digests, their dialogue rows)."""
     from .images import ImageLimits, ImageProblem, probe_image
 
     limits = ImageLimits(max_pixels=1 << 62, min_side=0)
     img_row = _np(pc.list_parent_indices(img_col)).astype(np.int64)
     flat = pc.list_flatten(img_col)
-    blobs = pc.struct_field(flat, "bytes").to_pylist() if len(flat) else []
-    keys, rows, widths, heights, sizes = [], [], [], [], []
-    formats = st.image_formats
-    problems = st.image_problems
-    for r, data in zip(img_row.tolist(), blobs):
-        if data is None:
-            st.totals["images_without_bytes"] += 1
-            problems["no_bytes"] += 1
-            continue
-        digest = hashlib.sha256(data).digest()[:16]
-        keys.append(digest)
-        rows.append(r)
-        image_digests[r].append(digest)
-        sizes.append(len(data))
+    blobs = pc.struct_field(flat, "bytes")
+    n = len(blobs)
+    st.totals["images"] += n
+    present = ~_np(pc.is_null(blobs)).astype(bool) if n else np.zeros(0, dtype=bool)
+    missing = int(n - present.sum())
+    if missing:
+        st.totals["images_without_bytes"] += missing
+        st.image_problems["no_bytes"] += missing
+    buf = _StringBuffer(blobs)
+    fmt, w, h = _headers(buf)
+    fmt[~present] = -2
+    for i in np.flatnonzero(fmt == -1).tolist():  # not settled by the vector reader
+        data = bytes(buf.view()[buf.offsets[i]:buf.offsets[i + 1]])
         try:
             info = probe_image(data, limits)
         except ImageProblem as exc:
-            problems[exc.code] += 1
-            formats["unreadable"] += 1
+            st.image_problems[exc.code] += 1
+            st.image_formats["unreadable"] += 1
+            fmt[i] = -3
             continue
-        formats[info.format] += 1
-        widths.append(info.width)
-        heights.append(info.height)
-    st.totals["images"] += len(blobs)
-    if sizes:
-        arr = np.asarray(sizes, dtype=np.int64)
-        st.totals["image_bytes"] += int(arr.sum())
-        st.image_bytes_min, st.image_bytes_max = int(arr.min()), int(arr.max())
-        st.image_bytes_log2.update(_hist(np.floor(np.log2(np.maximum(arr, 1))).astype(np.int64)))
-    st.dists["image_width"] = _hist(widths)
-    st.dists["image_height"] = _hist(heights)
-    st._image_keys.append(_keys(keys))
-    st._image_rows.append(np.asarray(rows, dtype=np.int64))
+        name = info.format
+        st.image_formats[name] += 1
+        w[i], h[i] = info.width, info.height
+        fmt[i] = -4  # counted already
+    for code, name in enumerate(_FORMATS):
+        k = int((fmt == code).sum())
+        if k:
+            st.image_formats[name] += k
+    sized = (fmt >= 0) | (fmt == -4)
+    st.dists["image_width"] = _hist(w[sized])
+    st.dists["image_height"] = _hist(h[sized])
+    sizes = np.diff(buf.offsets)[present]
+    if len(sizes):
+        st.totals["image_bytes"] += int(sizes.sum())
+        st.image_bytes_min, st.image_bytes_max = int(sizes.min()), int(sizes.max())
+        st.image_bytes_log2.update(_hist(np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64)))
+    view = buf.view()
+    sha256 = hashlib.sha256
+    offs = buf.offsets.tolist()
+    digests = bytearray()
+    for i in np.flatnonzero(present).tolist():
+        digests += sha256(view[offs[i]:offs[i + 1]]).digest()[:16]
+    raw = np.frombuffer(bytes(digests), dtype=np.uint8).reshape(-1, 16)
+    rows = img_row[present]
+    st._image_keys.append(_keys_from_array(raw))
+    st._image_rows.append(rows)
+    return raw, rows
+
+
+def _keys_from_array(raw: np.ndarray) -> np.ndarray:
+    """(n, 16) uint8 digests -> the structured key array of :func:`_keys`."""
+    out = np.empty(len(raw), dtype=_KEY_DTYPE)
+    if len(raw):
+        words = np.ascontiguousarray(raw).view(">u8").reshape(-1, 2)
+        out["hi"], out["lo"] = words[:, 0], words[:, 1]
+    return out
+
+
+_ROLE_CODES = {"user": 0, "assistant": 1, "system": 2}
+_PART_RECORD = np.dtype([("len", "<i8"), ("type", "u1"), ("index", "<i8"), ("msg", "<i4")])
+_MSG_RECORD = np.dtype([("role", "u1"), ("parts", "<i8")])
+
+
+def _codes(arr: pa.Array, codes: dict) -> np.ndarray:
+    """Small integer codes for a string column; unknown strings get a code from their own hash."""
+    enc = pc.dictionary_encode(pc.fill_null(arr, "\x00null"))
+    names = enc.dictionary.to_pylist()
+    table = np.array([codes.get(v, 16 + int.from_bytes(hashlib.blake2b(v.encode(), digest_size=1).digest(), "big")
+                                % 200) for v in names], dtype=np.uint8)
+    return table[_np(enc.indices).astype(np.int64)] if len(names) else np.zeros(len(arr), np.uint8)
+
+
+def _dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf: _StringBuffer, img_digests, img_rows) -> np.ndarray:
+    """One 16-byte key per dialogue: blake2b over its texts, their structure and its image digests.
+
+    Each dialogue's parts lie contiguously in the flattened arrays, so the key hashes three
+    byte ranges (text bytes, fixed-size part records, message records) plus the digests of its
+    images, without building any Python string.
+    """
+    n_msgs = len(msg_row)
+    msgs_per_row = np.bincount(msg_row, minlength=n)
+    parts_per_msg = np.bincount(part_msg, minlength=n_msgs)
+    msg_off = np.concatenate([[0], np.cumsum(msgs_per_row)])
+    part_off_msg = np.concatenate([[0], np.cumsum(parts_per_msg)])
+    part_off = part_off_msg[msg_off]
+    text_off = tbuf.offsets[part_off] if len(tbuf.offsets) else np.zeros(n + 1, np.int64)
+    prec = np.zeros(len(part_msg), dtype=_PART_RECORD)
+    if len(part_msg):
+        lengths = np.diff(tbuf.offsets)
+        prec["len"] = lengths
+        prec["type"] = _codes(ptype, {"text": 0, "image": 1})
+        prec["index"] = index
+        prec["msg"] = (np.arange(n_msgs) - msg_off[msg_row])[part_msg]
+    mrec = np.zeros(n_msgs, dtype=_MSG_RECORD)
+    if n_msgs:
+        mrec["role"] = _codes(roles, _ROLE_CODES)
+        mrec["parts"] = parts_per_msg
+    pview, mview, tview = memoryview(prec.tobytes()), memoryview(mrec.tobytes()), tbuf.view()
+    ps, ms = _PART_RECORD.itemsize, _MSG_RECORD.itemsize
+    img_off = np.concatenate([[0], np.cumsum(np.bincount(img_rows, minlength=n))]) * 16
+    iview = memoryview(np.ascontiguousarray(img_digests).tobytes())
+    blake2b = hashlib.blake2b
+    out = bytearray()
+    to = text_off.tolist()
+    po = part_off.tolist()
+    mo = msg_off.tolist()
+    io_ = img_off.tolist()
+    for r in range(n):
+        h = blake2b(tview[to[r]:to[r + 1]], digest_size=16)
+        h.update(pview[po[r] * ps:po[r + 1] * ps])
+        h.update(mview[mo[r] * ms:mo[r + 1] * ms])
+        h.update(iview[io_[r]:io_[r + 1]])
+        out += h.digest()
+    return _keys_from_array(np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, 16))
 
 
 def _list_of(offsets_from: pa.Array, values: pa.Array) -> pa.Array:
@@ -738,23 +1000,6 @@ def _list_of(offsets_from: pa.Array, values: pa.Array) -> pa.Array:
     lengths = _ints(pc.list_value_length(offsets_from))
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
-
-
-def _dialogue_keys(messages, msgs, content, parts, is_img, index, image_digests) -> np.ndarray:
-    """One 16-byte key per dialogue over its roles, texts, image positions and image bytes."""
-    text = pc.fill_null(pc.struct_field(parts, "text"), "")
-    img_token = pc.binary_join_element_wise("\x00image", pc.cast(pa.array(index), pa.string()), "")
-    part_str = pc.if_else(pa.array(is_img), img_token, text)
-    msg_body = pc.binary_join(_list_of(content, part_str), "\x1f")
-    msg_str = pc.binary_join_element_wise(pc.fill_null(pc.struct_field(msgs, "role"), ""), msg_body, "\x1d")
-    row_str = pc.binary_join(_list_of(messages, msg_str), "\x1e").to_pylist()
-    out = []
-    for s, digests in zip(row_str, image_digests):
-        h = hashlib.blake2b((s or "").encode("utf-8"), digest_size=16)
-        for d in digests:
-            h.update(d)
-        out.append(h.digest())
-    return _keys(out)
 
 
 def _tokenizer_fn(tokenizer) -> tuple[Callable[[list], list], str]:

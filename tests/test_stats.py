@@ -286,3 +286,90 @@ def test_cli_stats(built_sample, tmp_path, capsys):
     assert "## Overview" in md and "](plots/domain.png)" in md
     assert (tmp_path / "plots" / "domain.png").is_file()
     assert main(["-q", "stats", str(tmp_path / "missing")]) == 2
+
+
+def _image_zoo() -> dict:
+    from PIL import Image
+
+    def enc(img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    rgb = Image.new("RGB", (37, 21), (200, 30, 60))
+    exif = Image.Exif()
+    exif[0x010F] = "mmcr-test-camera"
+    zoo = {
+        "jpeg": enc(rgb, "JPEG"),
+        "jpeg_progressive": enc(rgb.resize((64, 9)), "JPEG", progressive=True),
+        "jpeg_exif": enc(rgb.resize((13, 77)), "JPEG", exif=exif.tobytes()),
+        "jpeg_gray": enc(rgb.convert("L"), "JPEG"),
+        "jpeg_cmyk": enc(rgb.convert("CMYK"), "JPEG"),
+        "png_rgba": enc(rgb.convert("RGBA").resize((5, 300)), "PNG"),
+        "png_palette": enc(rgb.convert("P"), "PNG"),
+        "gif": enc(rgb.convert("P"), "GIF"),
+        "webp": enc(rgb, "WEBP"),
+        "bmp": enc(rgb, "BMP"),
+    }
+    zoo["jpeg_trailing_bytes"] = zoo["jpeg"] + b"\x00" * 40
+    zoo["jpeg_truncated"] = zoo["jpeg"][: len(zoo["jpeg"]) // 2]
+    zoo["png_truncated"] = zoo["png_rgba"][:-20]
+    zoo["garbage"] = b"not an image at all"
+    zoo["empty"] = b""
+    return zoo
+
+
+def test_vector_header_reader_agrees_with_probe_image():
+    from mmcr_datasets.images import ImageLimits, ImageProblem, probe_image
+    from mmcr_datasets.stats import _FORMATS, _headers, _StringBuffer
+
+    zoo = _image_zoo()
+    names = list(zoo)
+    arr = pa.array([zoo[k] for k in names], pa.binary())
+    for chunk in (arr, arr.slice(2, 9)):
+        fmt, w, h = _headers(_StringBuffer(chunk))
+        for i, data in enumerate(chunk.to_pylist()):
+            if fmt[i] < 0:
+                continue  # not settled by the vector reader: probe_image decides
+            info = probe_image(data, ImageLimits(max_pixels=1 << 62, min_side=0))
+            assert (info.format, info.width, info.height) == (_FORMATS[fmt[i]], w[i], h[i])
+    # every common well-formed image is settled without Python per image
+    fmt, _, _ = _headers(_StringBuffer(arr))
+    settled = {k for k, f in zip(names, fmt.tolist()) if f >= 0}
+    assert {"jpeg", "jpeg_progressive", "jpeg_exif", "jpeg_gray", "jpeg_cmyk", "png_rgba", "png_palette",
+            "gif"} <= settled
+    assert not settled & {"jpeg_truncated", "png_truncated", "garbage", "empty"}
+    # and compute_stats reports what probe_image says about each
+    expected_fmt, expected_w, problems = Counter(), Counter(), Counter()
+    for data in zoo.values():
+        try:
+            info = probe_image(data, ImageLimits(max_pixels=1 << 62, min_side=0))
+        except ImageProblem as exc:
+            expected_fmt["unreadable"] += 1
+            problems[exc.code] += 1
+            continue
+        expected_fmt[info.format] += 1
+        expected_w[info.width] += 1
+    table = pa.table({"id": ["z"], "images": pa.array([[{"bytes": b, "path": None} for b in zoo.values()]]),
+                      "messages": pa.array([[{"role": "user", "content": [{"type": "text", "text": "hi",
+                                                                          "index": None}]}]])})
+    img = compute_stats(table).to_dict()["images"]
+    assert img["formats"] == dict(sorted(expected_fmt.items()))
+    assert _hist(img["width"]) == dict(expected_w)
+    assert img["problems"] == dict(sorted(problems.items()))
+    assert img["bytes"]["total"] == sum(len(b) for b in zoo.values())
+
+
+def test_word_counts_equal_str_split_on_unicode_text():
+    import random
+
+    from mmcr_datasets.stats import _StringBuffer
+
+    rng = random.Random(5)
+    alphabet = list("ab c\t\n\r\x0b\x0c\x1c\x1f\x00\x85\u00a0\u1680\u2003\u2028\u202f\u205f\u3000\u200béü日’…")
+    texts = [None if rng.random() < 0.05 else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 15)))
+             for _ in range(2000)]
+    arr = pa.array(texts)
+    for chunk in (arr, arr.slice(11, 1500), pa.array(texts, pa.large_string())):
+        expected = [len(t.split()) if t else 0 for t in chunk.to_pylist()]
+        assert _StringBuffer(chunk).word_counts().tolist() == expected
