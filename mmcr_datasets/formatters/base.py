@@ -173,16 +173,14 @@ class Formatter:
         conv = to_conversation(row, system)
         if literal_tokens != "keep":
             conv = self._check_literal_tokens(conv, literal_tokens, row)
-        if self.max_images is not None:
-            n = count_images(conv.messages)
-            if n > self.max_images:
-                raise FormatterError(
-                    f"{self.name} supports at most {self.max_images} image(s) per dialogue, but "
-                    f"dialogue {_row_id(row)!r} has {n}. Split the dialogue, keep only single-image "
-                    f"dialogues (filter num_images == 1), or choose a multi-image family."
-                )
         w = _Writer()
         order = self.render(w, conv, add_generation_prompt, **opts)
+        if self.max_images is not None and len(order) > self.max_images:
+            raise FormatterError(
+                f"{self.name} supports at most {self.max_images} image(s) per dialogue, but "
+                f"dialogue {_row_id(row)!r} has {len(order)}. Split the dialogue, keep only single-image "
+                f"dialogues (filter num_images == 1), or choose a multi-image family."
+            )
         images_src = conv.images
         images = []
         if order and images_src is not None:

@@ -30,15 +30,8 @@ class MllamaFormatter(Formatter):
         mark = w.marks.append
         write(bos_token)
         system = "" if conv.system is None else conv.system.strip()
-        has_images = any([p["type"] == IMAGE for m in conv.messages for p in m["content"]])
-        if has_images and system != "":
-            raise FormatterError("Prompting with images is incompatible with system messages "
-                                 "(Llama 3.2 Vision); drop the system prompt for mllama.")
-        if not has_images:
-            if date_string is None:
-                date_string = datetime.now().strftime("%d %b %Y")
-            write("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
-                  "Today Date: " + date_string + "\n\n" + system + "<|eot_id|>")
+        write("")  # the dated system block goes here when the dialogue turns out to have no image
+        slot = len(pieces) - 1
         for m in conv.messages:
             role = m["role"]
             write("<|start_header_id|>" + role + "<|end_header_id|>\n\n")
@@ -60,4 +53,13 @@ class MllamaFormatter(Formatter):
                 mark(len(pieces))
         if add_generation_prompt:
             write("<|start_header_id|>assistant<|end_header_id|>\n\n")
+        if order:
+            if system != "":
+                raise FormatterError("Prompting with images is incompatible with system messages "
+                                     "(Llama 3.2 Vision); drop the system prompt for mllama.")
+        else:
+            if date_string is None:
+                date_string = datetime.now().strftime("%d %b %Y")
+            pieces[slot] = ("<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+                            "Today Date: " + date_string + "\n\n" + system + "<|eot_id|>")
         return order
