@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from ..errors import MMCRError
-from .client import RetryPolicy, call_chat, make_async_client, redact_url, resolve_endpoint, run_coroutine
+from .client import (ClientPool, RetryPolicy, call_chat, completion_content, completion_usage, redact_url,
+                     resolve_endpoint, run_coroutine, run_workers)
 
 logger = logging.getLogger(__name__)
 
@@ -340,21 +341,22 @@ class Judge:
                 pending.append((i, item, payload, key))
         if not pending:
             return results
-        client = make_async_client(self._base_url, self._api_key, self.config.concurrency)
-        semaphore = asyncio.Semaphore(max(1, self.config.concurrency))
+        pool = ClientPool(self._base_url, self._api_key, self.config.concurrency)
         rng = random.Random(0)
 
-        async def one(i, item, payload, key):
-            async with semaphore:
-                j = await self._judge_one(client, item, payload, key, rng)
+        async def handle(client, job):
+            i, item, payload, key = job
+            j = await self._judge_one(client, item, payload, key, rng)
             results[i] = j
             if on_result:
                 on_result(j)
 
         try:
-            await asyncio.gather(*(one(*p) for p in pending))
+            await run_workers(pending, self.config.concurrency, pool, handle)
         finally:
-            await client.close()
+            await pool.close()
+            if self.store is not None:
+                self.store.flush()
         return results
 
     async def _judge_one(self, client, item: JudgeItem, payload: dict, key: str, rng) -> Judgement:
@@ -371,10 +373,10 @@ class Judge:
                 acc.calls += 1
                 return Judgement(item.dialogue_id, item.turn, key, "failed", None, f"call_failed:{outcome.error}",
                                  None, pt, ct, attempts)
-            usage = getattr(outcome.response, "usage", None)
-            pt += int(getattr(usage, "prompt_tokens", 0) or 0)
-            ct += int(getattr(usage, "completion_tokens", 0) or 0)
-            raw = outcome.response.choices[0].message.content
+            p_tokens, c_tokens = completion_usage(outcome.response)
+            pt += p_tokens
+            ct += c_tokens
+            raw = completion_content(outcome.response)
             scores, reason = parse_judgement(raw)
             if scores is not None:
                 break

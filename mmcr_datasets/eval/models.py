@@ -17,7 +17,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from ..errors import MMCRError, require
 from .bench import TurnRequest
-from .client import RetryPolicy, call_chat, make_async_client, redact_url, resolve_endpoint, run_coroutine
+from .client import (ClientPool, RetryPolicy, call_chat, completion_content, completion_usage, redact_url,
+                     resolve_endpoint, run_coroutine, run_workers)
 
 logger = logging.getLogger(__name__)
 
@@ -112,28 +113,26 @@ class OpenAIChatModel(ModelAdapter):
         return run_coroutine(self._agenerate(list(requests)))
 
     async def _agenerate(self, requests):
-        client = make_async_client(self._base_url, self._api_key, self.concurrency)
-        semaphore = asyncio.Semaphore(max(1, self.concurrency))
+        pool = ClientPool(self._base_url, self._api_key, self.concurrency)
         rng = random.Random(0)
+        results: list = [None] * len(requests)
 
-        async def one(request: TurnRequest) -> Generation:
+        async def handle(client, job):
+            i, request = job
             payload = {"model": self.model, "messages": request.openai_messages(), "max_tokens": self.max_tokens,
                        "temperature": self.temperature}
-            if self.extra_body:
-                payload["extra_body"] = self.extra_body
-            async with semaphore:
-                outcome = await call_chat(client, payload, self.retry, rng)
+            payload.update(self.extra_body)  # server-specific fields (vLLM's top_k, ...) go in the body
+            outcome = await call_chat(client, payload, self.retry, rng)
             if outcome.response is None:
-                return Generation(None, f"model_call_failed:{outcome.error}")
-            usage = getattr(outcome.response, "usage", None)
-            text = outcome.response.choices[0].message.content or ""
-            return Generation(text, None, int(getattr(usage, "prompt_tokens", 0) or 0),
-                              int(getattr(usage, "completion_tokens", 0) or 0))
+                results[i] = Generation(None, f"model_call_failed:{outcome.error}")
+            else:
+                results[i] = Generation(completion_content(outcome.response), None, *completion_usage(outcome.response))
 
         try:
-            return list(await asyncio.gather(*(one(r) for r in requests)))
+            await run_workers(list(enumerate(requests)), self.concurrency, pool, handle)
         finally:
-            await client.close()
+            await pool.close()
+        return results
 
 
 class TransformersModel(ModelAdapter):
