@@ -54,6 +54,7 @@ class CollatorStats:
     rows_in: int = 0
     rows_out: int = 0
     batches: int = 0
+    capped_rows: int = 0
     truncated_rows: int = 0
     turns_removed: int = 0
     images_removed: int = 0
@@ -67,7 +68,8 @@ class CollatorStats:
         return asdict(self)
 
     def format_text(self) -> str:
-        return (f"{self.rows_out}/{self.rows_in} rows in {self.batches} batches; truncated at a turn boundary: "
+        return (f"{self.rows_out}/{self.rows_in} rows in {self.batches} batches; cut to max_turns: "
+                f"{self.capped_rows} rows; truncated at a turn boundary: "
                 f"{self.truncated_rows} rows ({self.turns_removed} turns, {self.images_removed} images removed); "
                 f"dropped: {self.dropped_too_long} too long, {self.dropped_no_labels} without learned tokens; "
                 f"{self.learned_tokens}/{self.tokens} tokens learned")
@@ -128,12 +130,14 @@ class MMCRCollator:
         formatter_options: family options of the formatter (``add_vision_id``, ...).
         record_ids: keep the ``id`` of every collated row in :attr:`seen_ids` (for audits of
             which process saw which data).
+        max_turns: keep only the first ``max_turns`` turns of every dialogue (before any length
+            check); counted in ``stats.capped_rows``.
     """
 
     def __init__(self, processor, formatter: str, *, max_length: Optional[int] = None, truncation: str = "turns",
                  system: Optional[str] = None, literal_tokens: str = "raise", pad_to_multiple_of: Optional[int] = None,
                  processor_kwargs: Optional[dict] = None, formatter_options: Optional[dict] = None,
-                 record_ids: bool = False):
+                 record_ids: bool = False, max_turns: Optional[int] = None):
         if truncation not in TRUNCATION_POLICIES:
             raise ValueError(f"truncation must be one of {TRUNCATION_POLICIES}, not {truncation!r}")
         if max_length is not None and max_length < 1:
@@ -153,6 +157,9 @@ class MMCRCollator:
         self.processor_kwargs = dict(processor_kwargs or {})
         self.formatter_options = dict(formatter_options or {})
         self.record_ids = record_ids
+        if max_turns is not None and max_turns < 1:
+            raise ValueError(f"max_turns must be positive or None, not {max_turns}")
+        self.max_turns = max_turns
         self.seen_ids: list = []
         self.stats = CollatorStats()
         self._lock = threading.Lock()
@@ -163,6 +170,8 @@ class MMCRCollator:
         rows = list(rows)
         with self._lock:
             self.stats.rows_in += len(rows)
+        if self.max_turns is not None:
+            rows = [self._cap(r) for r in rows]
         formatted = [self._format(r) for r in rows]
         enc, labels = self._encode(rows, formatted)
         if self.max_length is not None:
@@ -195,6 +204,14 @@ class MMCRCollator:
             if self.record_ids:
                 self.seen_ids.extend(r.get("id") for r in rows)
         return enc
+
+    def _cap(self, row: dict) -> dict:
+        n = _num_turns(row)
+        if n <= self.max_turns:
+            return row
+        with self._lock:
+            self.stats.capped_rows += 1
+        return truncate_turns(row, self.max_turns)
 
     # -- formatting and encoding ---------------------------------------------------------
     def _format(self, row: dict):
