@@ -110,8 +110,9 @@ def main(argv=None) -> int:
     rows = synthetic_rows(args.n)
     renderer = ReferenceRenderer()
     names = args.only or sorted(REFERENCES)
-    print(f"{len(rows)} synthetic text-only dialogues; per 1000-dialogue chunk, best of {args.repeat} interleaved runs. jinja = the compiled template's "
-          "render() (plus the string conversion phi3_v's template needs); compilation not counted.")
+    print(f"{len(rows)} synthetic text-only dialogues; per 1000-dialogue chunk, best of {args.repeat} interleaved "
+          "runs.\njinja = the compiled template's render() (plus the string conversion phi3_v's template needs); "
+          "compilation not counted.")
     head = f"{'formatter':<12} {'ours (s)':>9} {'jinja (s)':>10} {'speed-up':>9}"
     if args.transformers:
         head += f" {'transformers (s)':>17} {'speed-up':>9}"

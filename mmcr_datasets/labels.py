@@ -102,12 +102,14 @@ def tokenize_dialogue(
     return_tensors: Optional[str] = None,
     processor_kwargs: Optional[dict] = None,
     method: str = "auto",
+    return_formatted: bool = False,
     **options,
 ) -> dict:
     """Format ``row`` with formatter ``name`` and tokenize it with a transformers tokenizer or
     processor, returning ``input_ids``, ``attention_mask``, ``labels`` (``-100`` outside the
     assistant spans) and, with a processor and images, the processor's pixel inputs
-    (``pixel_values``, ``image_grid_thw``, ...). ``formatted`` holds the :class:`FormattedDialogue`.
+    (``pixel_values``, ``image_grid_thw``, ...). With ``return_formatted=True``, ``formatted`` holds
+    the :class:`FormattedDialogue` (leave it off inside ``Dataset.map``, which stores only plain data).
 
     The text is tokenized without adding special tokens (the formatted text already carries the
     family's BOS where its template writes one). ``return_tensors="pt"`` returns tensors with a
@@ -148,7 +150,8 @@ def tokenize_dialogue(
                     pass
     elif return_tensors is not None:
         raise ValueError(f"return_tensors must be None or 'pt', not {return_tensors!r}")
-    out["formatted"] = formatted
+    if return_formatted:
+        out["formatted"] = formatted
     return out
 
 

@@ -9,11 +9,14 @@ turned into names with the taxonomy); ``READERS`` maps the same names to ``reade
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .openai import from_openai_messages, read_openai_jsonl, to_openai_messages, write_openai_jsonl
 from .vlmevalkit import read_vlmevalkit_tsv, to_vlmevalkit_record, write_vlmevalkit_tsv
 
 __all__ = [
-    "EXPORTERS", "READERS", "export_openai", "export_vlmevalkit", "to_openai_messages", "from_openai_messages", "write_openai_jsonl", "read_openai_jsonl",
+    "EXPORTERS", "READERS", "export_openai", "export_vlmevalkit",
+    "to_openai_messages", "from_openai_messages", "write_openai_jsonl", "read_openai_jsonl",
     "to_vlmevalkit_record", "write_vlmevalkit_tsv", "read_vlmevalkit_tsv",
 ]
 
@@ -24,7 +27,7 @@ def _named_labels(rows, taxonomy):
     from ..records import DIALOGUE_TYPES
 
     for row in rows:
-        if not isinstance(row, dict):
+        if not isinstance(row, Mapping):
             yield row
             continue
         row = dict(row)

@@ -15,6 +15,7 @@ with ``include_metadata=True`` (the fine-tuning endpoint accepts only ``messages
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Union
 
@@ -24,8 +25,8 @@ from .images import from_data_url, image_bytes, to_data_url
 METADATA_KEYS = ("id", "dialogue_type", "domain", "subtopic", "source")
 
 
-def _row_dict(row: Any) -> dict:
-    if isinstance(row, dict):
+def _row_dict(row: Any) -> Mapping:
+    if isinstance(row, Mapping):
         return row
     return row.to_row()  # a records.Dialogue
 

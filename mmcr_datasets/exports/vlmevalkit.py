@@ -24,6 +24,7 @@ import ast
 import base64
 import csv
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Union
 
@@ -37,8 +38,8 @@ COLUMNS = ("index", "question", "answer", "image", "image_path", "id", "dialogue
 _EXT = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp", "image/bmp": ".bmp"}
 
 
-def _row_dict(row: Any) -> dict:
-    return row if isinstance(row, dict) else row.to_row()
+def _row_dict(row: Any) -> Mapping:
+    return row if isinstance(row, Mapping) else row.to_row()
 
 
 def _label(value):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -248,7 +249,7 @@ class Formatter:
 
 def to_conversation(row: Any, system: Optional[str] = None) -> Conversation:
     """Split a row (dict or :class:`~mmcr_datasets.records.Dialogue`) into system text and messages."""
-    if isinstance(row, dict):
+    if type(row) is dict or isinstance(row, Mapping):  # a dict, or datasets' lazy row in Dataset.map
         messages = row["messages"]
         images = row.get("images")
     else:  # a Dialogue (or anything with to_row)
@@ -269,7 +270,7 @@ def to_conversation(row: Any, system: Optional[str] = None) -> Conversation:
 
 
 def _row_id(row) -> Any:
-    if isinstance(row, dict):
+    if isinstance(row, Mapping):
         return row.get("id")
     return getattr(row, "id", None)
 
@@ -279,9 +280,10 @@ def count_images(messages: Sequence[dict]) -> int:
 
 
 def join_with_newlines(content: Sequence[dict], placeholder: Callable[[int], str], order: list) -> str:
-    """Text parts verbatim and images as ``placeholder(k)`` (``k``: 1-based count of images so far), with one ``"\\n"`` between an image
-    and a neighbouring part: the Ovis/LLaVA ``<image>\\n`` convention (the readers strip exactly
-    this newline, so reading then formatting reproduces the original text).
+    """Text parts verbatim and images as ``placeholder(k)`` (``k``: 1-based count of images so far),
+    with one ``"\\n"`` between an image and a neighbouring part: the Ovis/LLaVA ``<image>\\n``
+    convention (the readers strip exactly this newline, so reading then formatting reproduces the
+    original text).
     """
     out = []
     prev_image = None

@@ -45,7 +45,8 @@ class _ChatMLImageFormatter(Formatter):
         for m in conv.messages:
             role = m["role"]
             c = m["content"]
-            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, placeholder, order)
+            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                    else join_with_newlines(c, placeholder, order))
             write("<|im_start|>" + role + "\n")
             if role == "assistant":
                 mark(len(pieces))
@@ -114,7 +115,8 @@ class Ovis16Formatter(Formatter):
             if role not in roles:
                 raise FormatterError(f"ovis1_6 supports user and assistant roles, not {role!r}")
             c = m["content"]
-            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, lambda k: "<image>", order)
+            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                    else join_with_newlines(c, lambda k: "<image>", order))
             write(roles[role])
             if role == "assistant":
                 mark(len(pieces))

@@ -46,7 +46,8 @@ class LlavaV1Formatter(Formatter):
         write((self.default_system if conv.system is None else conv.system) + " ")
         for m in conv.messages:
             c = m["content"]
-            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
+            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                    else join_with_newlines(c, _image, order))
             if m["role"] == "assistant":
                 write("ASSISTANT:")
                 mark(len(pieces))
@@ -122,7 +123,8 @@ class LlavaOneVisionFormatter(Formatter):
         for m in conv.messages:
             role = m["role"]
             c = m["content"]
-            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
+            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                    else join_with_newlines(c, _image, order))
             write("<|im_start|>" + role + "\n")
             if role == "assistant":
                 mark(len(pieces))

@@ -42,7 +42,8 @@ class Phi3VFormatter(Formatter):
         for m in conv.messages:
             role = m["role"]
             c = m["content"]
-            body = c[0]["text"] if len(c) == 1 and c[0]["type"] == "text" else join_with_newlines(c, _image, order)
+            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                    else join_with_newlines(c, _image, order))
             if role == "assistant":
                 write("<|assistant|>\n")
                 mark(len(pieces))

@@ -56,7 +56,7 @@ def test_labels_decode_to_answers(rows, edges, family, method):
     fmt = FAMILIES[family]
     cases = rows[::3] + [edges["several_images_one_turn"], edges["images_only_in_later_turns"], edges["unicode"]]
     for row in cases:
-        out = tokenize_dialogue(row, fmt, processor, method=method)
+        out = tokenize_dialogue(row, fmt, processor, method=method, return_formatted=True)
         _check(row, fmt, processor, out)
         # image placeholders were expanded: many image tokens per image, pixel inputs present
         image_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
@@ -70,7 +70,7 @@ def test_ids_equal_a_direct_processor_call(rows, family):
 
     processor = cached_processor(family)
     row = rows[12]
-    out = tokenize_dialogue(row, FAMILIES[family], processor)
+    out = tokenize_dialogue(row, FAMILIES[family], processor, return_formatted=True)
     direct = processor(text=[out["formatted"].text], images=[load_image(i) for i in out["formatted"].images],
                        add_special_tokens=False)
     assert out["input_ids"] == list(direct["input_ids"][0])
@@ -95,7 +95,7 @@ def test_matches_processor_chat_template(rows):
 
     processor = cached_processor("qwen2_vl")
     row = rows[11]
-    out = tokenize_dialogue(row, "qwen2_vl", processor)
+    out = tokenize_dialogue(row, "qwen2_vl", processor, return_formatted=True)
     text = processor.apply_chat_template(row["messages"], chat_template=reference_source("qwen2_vl"), tokenize=False)
     assert text == out["formatted"].text
     enc = processor(text=[text], images=[load_image(i) for i in out["formatted"].images], add_special_tokens=False)
@@ -151,7 +151,6 @@ def test_tiny_model_loss_uses_only_assistant_tokens(rows, family):
     processor = cached_processor(family)
     model = tiny_model(family, tokenizer=processor.tokenizer)
     batch = tokenize_dialogue(rows[12], FAMILIES[family], processor, return_tensors="pt")
-    batch.pop("formatted")
     with torch.no_grad():
         out = model(**batch)
     labels = batch["labels"][0, 1:]
@@ -160,3 +159,20 @@ def test_tiny_model_loss_uses_only_assistant_tokens(rows, family):
     manual = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
     assert torch.isfinite(out.loss) and torch.allclose(out.loss, manual, atol=1e-5)
     assert 0 < int(keep.sum()) < len(labels)
+
+
+def test_dataset_map(rows):
+    """Inside datasets' Dataset.map, with images decoded by the Image feature."""
+    datasets = pytest.importorskip("datasets")
+    from pathlib import Path
+
+    data = [{"id": r["id"], "messages": r["messages"],
+             "images": [{"bytes": Path(i["path"]).read_bytes(), "path": None} for i in r["images"]]}
+            for r in rows[9:13]]
+    ds = datasets.Dataset.from_list(data).cast_column("images", datasets.List(datasets.Image()))
+    processor = cached_processor("qwen2_vl")
+    out = ds.map(lambda r: tokenize_dialogue(r, "qwen2_vl", processor), remove_columns=ds.column_names)
+    assert {"input_ids", "labels", "pixel_values", "image_grid_thw"} <= set(out.column_names)
+    for row, enc in zip(data, out):
+        decoded = [processor.tokenizer.decode(r) for r in _runs(enc["input_ids"], enc["labels"])]
+        assert decoded == [a + "<|im_end|>" for a in _answers(row)]
