@@ -426,20 +426,74 @@ def compute_stats(data, *, images: bool = True, tokenizer=None, taxonomy=None, c
         with mp.get_context("spawn").Pool(min(num_proc, len(sources))) as pool:
             parts = pool.map(_source_stats, [(s, images) for s in sources], chunksize=1)
         return DatasetStats.merge_all(parts)
-    return DatasetStats.merge_all(_source_stats((s, images), tokenizer) for s in sources)
+    return _serial_stats(sources, images, tokenizer)
+
+
+def _serial_stats(sources, images, tokenizer) -> DatasetStats:
+    """One process: a reader thread decodes the next batch while this thread computes, and a
+    helper thread takes the numpy text pass."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def produce():
+        for source in sources:
+            for table in source.batches():
+                yield source, table
+
+    parts = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmcr-stats") as helper:
+        for source, table in _prefetch(produce()):
+            parts.append(table_stats(table, config=source.config, domain_names=source.domain_names,
+                                     subtopic_names=source.subtopic_names, type_names=source.type_names,
+                                     images=images, tokenizer=tokenizer, executor=helper))
+    out = DatasetStats.merge_all(parts) if parts else DatasetStats(images_scanned=images)
+    for source in sources:
+        if not out.domain_order:
+            out.domain_order = list(source.domain_names)
+            out.subtopic_order = list(source.subtopic_names)
+    return out
+
+
+def _prefetch(iterator, depth: int = 2):
+    """Yield from ``iterator``, which a background thread keeps ``depth`` items ahead of."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def run():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as exc:  # hand the error to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=run, name="mmcr-stats-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _source_stats(job, tokenizer=None) -> DatasetStats:
     source, images = job
-    total = DatasetStats(images_scanned=images)
-    for table in source.batches():
-        total._absorb(table_stats(table, config=source.config, domain_names=source.domain_names,
-                                  subtopic_names=source.subtopic_names, type_names=source.type_names,
-                                  images=images, tokenizer=tokenizer))
-    if not total.domain_order:
-        total.domain_order = list(source.domain_names)
-        total.subtopic_order = list(source.subtopic_names)
-    return total
+    return _serial_stats([source], images, tokenizer)
 
 
 class _ShardBatches:
@@ -565,7 +619,9 @@ def _ints(arr, fill: int = 0) -> np.ndarray:
 
 def _column(table: pa.Table, name: str) -> pa.Array:
     col = table.column(name)
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
 def _labels(table, name, names, n) -> list:
@@ -582,8 +638,12 @@ def _labels(table, name, names, n) -> list:
 
 def table_stats(table: pa.Table, *, config: str = "default", domain_names: Sequence[str] = (),
                 subtopic_names: Sequence[str] = (), type_names: Sequence[str] = ("single_image", "multi_image"),
-                images: bool = True, tokenizer=None) -> DatasetStats:
-    """Stats of one Arrow table of MMCR rows (the unit that :func:`compute_stats` merges)."""
+                images: bool = True, tokenizer=None, executor=None) -> DatasetStats:
+    """Stats of one Arrow table of MMCR rows (the unit that :func:`compute_stats` merges).
+
+    ``executor`` (a ``concurrent.futures`` executor) lets the numpy text pass run in a helper
+    thread while this one hashes images; numpy and hashlib release the GIL for that work.
+    """
     n = table.num_rows
     st = DatasetStats(num_dialogues=n, images_scanned=images and "images" in table.column_names,
                       domain_order=list(domain_names), subtopic_order=list(subtopic_names))
@@ -629,17 +689,9 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     turns = np.bincount(msg_row[answered], minlength=n)
     st.dists["turns"] = _hist(turns)
 
-    # text lengths per message (words as Python's str.split() counts them, from the raw UTF-8)
+    # words per text part (as Python's str.split() counts them) run in a helper thread meanwhile
     tbuf = _StringBuffer(text)
-    chars = _ints(pc.utf8_length(text)) * is_text
-    words = tbuf.word_counts() * is_text
-    msg_chars = np.bincount(part_msg, weights=chars, minlength=n_msgs).astype(np.int64)
-    msg_words = np.bincount(part_msg, weights=words, minlength=n_msgs).astype(np.int64)
-    st.dists["user_chars"] = _hist(msg_chars[is_user])
-    st.dists["assistant_chars"] = _hist(msg_chars[is_asst])
-    st.dists["user_words"] = _hist(msg_words[is_user])
-    st.dists["assistant_words"] = _hist(msg_words[is_asst])
-    st.dists["dialogue_words"] = _hist(np.bincount(msg_row, weights=msg_words, minlength=n).astype(np.int64))
+    words_future = executor.submit(tbuf.word_counts) if executor is not None else None
 
     # placeholders, literal placeholders and references (regexes run only where they can match)
     img_per_msg = np.bincount(part_msg[is_img], minlength=n_msgs)
@@ -670,8 +722,6 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     tot["messages_with_literal_placeholder"] += int((literal_per_msg > 0).sum())
     tot["user_messages_with_image_reference"] += int((is_user & img_ref).sum())
     tot["later_user_messages_with_context_reference"] += int((later & ctx_ref).sum())
-    tot["user_words"] += int(msg_words[is_user].sum())
-    tot["assistant_words"] += int(msg_words[is_asst].sum())
 
     # images per dialogue and the turn each image is first referenced in
     part_row = msg_row[part_msg]
@@ -699,6 +749,19 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     if tokenizer is not None:
         _token_stats(st, content, parts, is_user, is_asst, tokenizer)
     st._dialogue_keys.append(_dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf, img_digests, img_rows))
+
+    # text lengths per message
+    chars = _ints(pc.utf8_length(text)) * is_text
+    words = (words_future.result() if words_future is not None else tbuf.word_counts()) * is_text
+    msg_chars = np.bincount(part_msg, weights=chars, minlength=n_msgs).astype(np.int64)
+    msg_words = np.bincount(part_msg, weights=words, minlength=n_msgs).astype(np.int64)
+    st.dists["user_chars"] = _hist(msg_chars[is_user])
+    st.dists["assistant_chars"] = _hist(msg_chars[is_asst])
+    st.dists["user_words"] = _hist(msg_words[is_user])
+    st.dists["assistant_words"] = _hist(msg_words[is_asst])
+    st.dists["dialogue_words"] = _hist(np.bincount(msg_row, weights=msg_words, minlength=n).astype(np.int64))
+    tot["user_words"] += int(msg_words[is_user].sum())
+    tot["assistant_words"] += int(msg_words[is_asst].sum())
     return st
 
 
@@ -781,13 +844,14 @@ class _StringBuffer:
         return inner + first
 
     def contains_any(self, chars: bytes) -> np.ndarray:
-        """Per string: does it contain any of these single bytes?"""
+        """Per string: does it contain any of these single bytes? (Fast when they are rare.)"""
+        out = np.zeros(self.length, dtype=bool)
         if len(self.data) == 0:
-            return np.zeros(self.length, dtype=bool)
-        hit = self.data == chars[0]
-        for c in chars[1:]:
-            hit |= self.data == c
-        return self._per_string(hit) > 0
+            return out
+        pos = np.concatenate([np.flatnonzero(self.data == c) for c in chars])
+        if len(pos):
+            out[np.searchsorted(self.offsets, pos, side="right") - 1] = True
+        return out
 
     def view(self) -> memoryview:
         if len(self.data) == 0:
@@ -938,8 +1002,8 @@ def _keys_from_array(raw: np.ndarray) -> np.ndarray:
 
 
 _ROLE_CODES = {"user": 0, "assistant": 1, "system": 2}
-_PART_RECORD = np.dtype([("len", "<i8"), ("type", "u1"), ("index", "<i8"), ("msg", "<i4")])
-_MSG_RECORD = np.dtype([("role", "u1"), ("parts", "<i8")])
+_PART_RECORD = np.dtype([("len", "<i8"), ("type", "u1"), ("index", "<i8"), ("msg", "<i4"), ("role", "u1"),
+                         ("image", "V16")])
 
 
 def _codes(arr: pa.Array, codes: dict) -> np.ndarray:
@@ -952,45 +1016,43 @@ def _codes(arr: pa.Array, codes: dict) -> np.ndarray:
 
 
 def _dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf: _StringBuffer, img_digests, img_rows) -> np.ndarray:
-    """One 16-byte key per dialogue: blake2b over its texts, their structure and its image digests.
+    """One 16-byte key per dialogue: blake2b over its text bytes and a fixed-size record per part.
 
-    Each dialogue's parts lie contiguously in the flattened arrays, so the key hashes three
-    byte ranges (text bytes, fixed-size part records, message records) plus the digests of its
-    images, without building any Python string.
+    A part's record holds its text length, type, image index, message ordinal and role, and for
+    an image part the digest of the image's bytes. Each dialogue's parts lie contiguously in the
+    flattened arrays, so a key hashes two byte ranges and no Python string is built. (Two
+    dialogues equal in every part but differing in an image no part refers to, or in an empty
+    message, get the same key; validation rejects both shapes.)
     """
     n_msgs = len(msg_row)
     msgs_per_row = np.bincount(msg_row, minlength=n)
     parts_per_msg = np.bincount(part_msg, minlength=n_msgs)
     msg_off = np.concatenate([[0], np.cumsum(msgs_per_row)])
-    part_off_msg = np.concatenate([[0], np.cumsum(parts_per_msg)])
-    part_off = part_off_msg[msg_off]
-    text_off = tbuf.offsets[part_off] if len(tbuf.offsets) else np.zeros(n + 1, np.int64)
-    prec = np.zeros(len(part_msg), dtype=_PART_RECORD)
+    part_off = np.concatenate([[0], np.cumsum(parts_per_msg)])[msg_off]
+    text_off = tbuf.offsets[part_off] if len(tbuf.offsets) > 1 else np.zeros(n + 1, np.int64)
+    rec = np.zeros(len(part_msg), dtype=_PART_RECORD)
     if len(part_msg):
-        lengths = np.diff(tbuf.offsets)
-        prec["len"] = lengths
-        prec["type"] = _codes(ptype, {"text": 0, "image": 1})
-        prec["index"] = index
-        prec["msg"] = (np.arange(n_msgs) - msg_off[msg_row])[part_msg]
-    mrec = np.zeros(n_msgs, dtype=_MSG_RECORD)
-    if n_msgs:
-        mrec["role"] = _codes(roles, _ROLE_CODES)
-        mrec["parts"] = parts_per_msg
-    pview, mview, tview = memoryview(prec.tobytes()), memoryview(mrec.tobytes()), tbuf.view()
-    ps, ms = _PART_RECORD.itemsize, _MSG_RECORD.itemsize
-    img_off = np.concatenate([[0], np.cumsum(np.bincount(img_rows, minlength=n))]) * 16
-    iview = memoryview(np.ascontiguousarray(img_digests).tobytes())
+        rec["len"] = np.diff(tbuf.offsets)
+        rec["type"] = _codes(ptype, {"text": 0, "image": 1})
+        rec["index"] = index
+        rec["msg"] = (np.arange(n_msgs) - msg_off[msg_row])[part_msg]
+        rec["role"] = _codes(roles, _ROLE_CODES)[part_msg]
+        if len(img_rows):
+            per_row = np.bincount(img_rows, minlength=n)
+            img_off = np.concatenate([[0], np.cumsum(per_row)])
+            row = msg_row[part_msg]
+            ok = (rec["type"] == 1) & (index >= 0) & (index < per_row[row])
+            digests = np.ascontiguousarray(img_digests).view("V16").reshape(-1)
+            rec["image"][ok] = digests[img_off[row[ok]] + index[ok]]
+    rview, tview = memoryview(rec.tobytes()), tbuf.view()
+    size = _PART_RECORD.itemsize
     blake2b = hashlib.blake2b
     out = bytearray()
     to = text_off.tolist()
-    po = part_off.tolist()
-    mo = msg_off.tolist()
-    io_ = img_off.tolist()
+    po = (part_off * size).tolist()
     for r in range(n):
         h = blake2b(tview[to[r]:to[r + 1]], digest_size=16)
-        h.update(pview[po[r] * ps:po[r + 1] * ps])
-        h.update(mview[mo[r] * ms:mo[r + 1] * ms])
-        h.update(iview[io_[r]:io_[r + 1]])
+        h.update(rview[po[r]:po[r + 1]])
         out += h.digest()
     return _keys_from_array(np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, 16))
 
