@@ -99,19 +99,35 @@ def _retry_after(exc) -> Optional[float]:
     return None
 
 
-class LLMClient:
-    """An async client for one model. ``complete`` returns an :class:`LLMReply` or raises."""
+#: Connections per underlying HTTP client. The connection pool of httpcore scans all of its
+#: connections for every request, so a few small pools are cheaper than one large one.
+CONNECTIONS_PER_CLIENT = 1000
 
-    def __init__(self, settings: LLMSettings, usage: Optional[Usage] = None):
+
+class LLMClient:
+    """An async client for one model. ``complete`` returns an :class:`LLMReply` or raises.
+
+    ``concurrency`` sizes the HTTP side: requests are spread round-robin over
+    ``ceil(concurrency / 8)`` SDK clients (see :data:`CONNECTIONS_PER_CLIENT`).
+    """
+
+    def __init__(self, settings: LLMSettings, usage: Optional[Usage] = None, *, concurrency: int = 8):
         openai = require("openai", feature="mmcr generate (LLM calls)", extra="generate")
         self.openai = openai
         self.settings = settings
         self.usage = usage if usage is not None else Usage()
-        self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed",
-                                         timeout=settings.timeout, max_retries=0)
+        from openai.types.chat import ChatCompletion
+
+        self._completion_type = ChatCompletion
+        key = settings.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+        n = max(1, -(-concurrency // CONNECTIONS_PER_CLIENT))
+        self.clients = [openai.AsyncOpenAI(base_url=settings.base_url, api_key=key, timeout=settings.timeout,
+                                           max_retries=0) for _ in range(n)]
+        self._next = 0
 
     async def close(self) -> None:
-        await self.client.close()
+        for client in self.clients:
+            await client.close()
 
     def _backoff(self, attempt: int, hint: Optional[float]) -> float:
         s = self.settings
@@ -132,7 +148,11 @@ class LLMClient:
         while True:
             self.usage.requests += 1
             try:
-                resp = await self.client.chat.completions.create(**params)
+                # client.post skips the SDK's per-field transform of the parameters (they are plain
+                # JSON already), which costs milliseconds per request with images inlined as base64
+                client = self.clients[self._next % len(self.clients)]
+                self._next += 1
+                resp = await client.post("/chat/completions", body=params, cast_to=self._completion_type)
                 choice = resp.choices[0]
                 usage = getattr(resp, "usage", None)
                 reply = LLMReply(choice.message.content, choice.finish_reason,

@@ -236,13 +236,13 @@ class Generator:
     def _record_id(self, task: Task) -> str:
         return "gen-" + digest(self.dialogue_fp, task.key)[:20]
 
-    def _quarantine(self, rid, seq, task, a, code, message, **extra) -> str:
+    def _quarantine(self, rid, seq, task, a, code, message, fresh=None, **extra) -> str:
         entry = {"id": rid, "reason": code, "message": message, "doc_id": task.doc_id, "source": task.source,
                  "group": task.group, "dialogue_type": task.dialogue_type,
                  "images": [img.name for img in task.images],
                  "domain": a.to_dict() if a is not None else None}
         entry.update(extra)
-        self.store.put_outcome(self.run_fp, rid, seq, QUARANTINED, entry, {})
+        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, QUARANTINED, entry, {})
         return QUARANTINED
 
     async def _process(self, seq: int, task: Task, a: DomainAssignment, rid: str, loop, model_pool) -> str:
@@ -251,6 +251,7 @@ class Generator:
         req = build_dialogue_request(task, a.domain, a.subtopic, self.taxonomy, self.prompt, self.cfg.image_encoding)
         key = digest("dialogue", req.identity, self.cfg.llm.fingerprint)
         reply = self.store.get_reply(key)
+        fresh = None  # a reply not yet in the cache: committed together with the outcome
         if reply is None:
             if self.stop:
                 return "skipped"
@@ -259,7 +260,7 @@ class Generator:
                     r = await self.client.complete(req.messages)
                 except LLMCallError as exc:
                     return self._quarantine(rid, seq, task, a, exc.code, exc.message, attempts=exc.attempts)
-            self.store.put_reply(key, r.content, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.attempts)
+            fresh = (key, r.content, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.attempts)
             reply = {"content": r.content, "finish_reason": r.finish_reason, "prompt_tokens": r.prompt_tokens,
                      "completion_tokens": r.completion_tokens, "attempts": r.attempts}
         else:
@@ -268,7 +269,8 @@ class Generator:
         try:
             parsed = parse_dialogue(reply["content"], task, reply["finish_reason"])
         except ParseFailure as exc:
-            return self._quarantine(rid, seq, task, a, exc.code, exc.message, reply=reply["content"], tokens=tokens)
+            return self._quarantine(rid, seq, task, a, exc.code, exc.message, fresh, reply=reply["content"],
+                                    tokens=tokens)
         record = {
             "id": rid, "dialogue_type": task.dialogue_type, "domain": a.domain, "subtopic": a.subtopic,
             "images": [img.name for img in task.images], "messages": parsed.messages,
@@ -278,17 +280,19 @@ class Generator:
         if has_errors(issues):
             codes = sorted({i.code for i in issues})
             return self._quarantine(rid, seq, task, a, "validation", "; ".join(i.format() for i in issues[:5]),
-                                    codes=codes, reply=reply["content"], tokens=tokens)
+                                    fresh, codes=codes, reply=reply["content"], tokens=tokens)
         if self.scorer is not None:
             texts = texts_per_image(parsed.messages, len(task.images))
             ckey = digest("clip", self.scorer.fingerprint, *[img.sha256 for img in task.images], *texts)
             scores = self.store.get_clip(ckey)
+            if fresh is not None:  # commit the reply before waiting for the model
+                self.store.put_reply(*fresh)
+                fresh = None
             if scores is None:
                 scores = await loop.run_in_executor(model_pool, self.scorer.score,
                                                     [img.data for img in task.images], texts)
                 self.store.put_clip(ckey, scores)
             record["clip_scores"] = scores
-        self._write_images(task)
         provenance = {"id": rid, "doc_id": task.doc_id, "source": task.source, "group": task.group,
                       "domain": a.to_dict(), "repairs": parsed.repairs, "tokens": tokens,
                       "attempts": reply["attempts"], "prompt": self.prompt.fingerprint, "model": self.cfg.llm.model,
@@ -297,8 +301,19 @@ class Generator:
         thr = self.cfg.alignment.threshold
         if thr is not None and provenance["alignment"] is not None and provenance["alignment"] < thr:
             status = FILTERED
-        self.store.put_outcome(self.run_fp, rid, seq, status, record, provenance)
+        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, status, record, provenance)
         return status
+
+    def _next_chunk(self, tasks_iter) -> list:
+        """The next tasks, with their images already in the output folder (runs in a worker thread).
+
+        Images are written before their task runs; those of tasks that end in the quarantine are
+        removed when the output is written.
+        """
+        chunk = list(islice(tasks_iter, 32))
+        for task in chunk:
+            self._write_images(task)
+        return chunk
 
     def _write_images(self, task: Task) -> None:
         for img in task.images:
@@ -316,7 +331,7 @@ class Generator:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.sem = asyncio.Semaphore(max(1, cfg.concurrency))
-        self.client = LLMClient(cfg.llm, self.usage)
+        self.client = LLMClient(cfg.llm, self.usage, concurrency=cfg.concurrency)
         io_pool = ThreadPoolExecutor(1, thread_name_prefix="mmcr-docs")
         model_pool = ThreadPoolExecutor(1, thread_name_prefix="mmcr-model")
         self._install_signals(loop)
@@ -336,7 +351,7 @@ class Generator:
                 while (not exhausted and not self.stop and fatal is None and len(pending) < cfg.concurrency
                        and (cfg.n is None or accepted + len(pending) < cfg.n)):
                     if not buffer:
-                        chunk = await loop.run_in_executor(io_pool, lambda: list(islice(tasks_iter, 32)))
+                        chunk = await loop.run_in_executor(io_pool, self._next_chunk, tasks_iter)
                         if not chunk:
                             exhausted = True
                             break

@@ -72,6 +72,21 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (key, content, finish_reason, prompt_tokens, completion_tokens, attempts, time.time()))
 
+    def put_reply_and_outcome(self, reply: Optional[tuple], run: str, rid: str, seq: int, status: str,
+                              payload: dict, provenance: dict) -> None:
+        """Store a fresh reply (``put_reply`` arguments) and the task's outcome in one commit."""
+        if reply is None:
+            self.put_outcome(run, rid, seq, status, payload, provenance)
+            return
+        self.db.execute("BEGIN")
+        try:
+            self.put_reply(*reply)
+            self.put_outcome(run, rid, seq, status, payload, provenance)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     # -- outcomes ----------------------------------------------------------------------------
     def register_run(self, run: str, config: dict) -> None:
         self.db.execute("INSERT OR IGNORE INTO runs VALUES (?, ?, ?)", (run, json.dumps(config, sort_keys=True), time.time()))
