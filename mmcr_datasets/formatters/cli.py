@@ -1,8 +1,9 @@
 """``mmcr format PATH --template NAME [--index I]``: show one dialogue as a model family sees it,
 with the spans training learns marked.
 
-Wire it as a sub-command with :func:`add_arguments` + :func:`run`, or call :func:`main_format`
-directly (``main_format(["data.json", "--template", "qwen2_vl"])``). Exit codes follow the CLI:
+Wire it as a sub-command with :func:`register` (the ``register(subparsers)`` hook of
+``mmcr_datasets/commands/``), or use :func:`add_arguments` + :func:`run`, or call
+:func:`main_format` directly (``main_format(["data.json", "--template", "qwen2_vl"])``). Exit codes follow the CLI:
 0 printed, 1 the dialogue cannot be formatted for that family, 2 usage (unknown template, missing
 file, index out of range).
 """
@@ -120,6 +121,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"# learned spans ({len(out.assistant_spans)}) are marked {open_mark} ... {close_mark or open_mark}")
     print(out.marked(open_mark, close_mark or open_mark))
     return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add ``format`` to an argparse sub-parser collection; the parser's ``func(args)`` returns the exit code."""
+    p = sub.add_parser("format", help="show a dialogue formatted for a model family, learned spans marked",
+                       description=__doc__.splitlines()[0])
+    add_arguments(p)
+    p.set_defaults(func=run)
 
 
 def main_format(argv: Optional[Sequence[str]] = None) -> int:

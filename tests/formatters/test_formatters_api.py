@@ -146,3 +146,17 @@ def test_main_format_exit_codes(capsys):
     assert main_format([path, "-t", "mllama", "--index", "0"]) == 1  # two images: mllama takes one
     assert "at most 1 image" in capsys.readouterr().err
     assert main_format([str(SAMPLE / "missing.json"), "-t", "qwen2_vl"]) == 2
+
+
+def test_register_as_subcommand(capsys):
+    import argparse
+
+    from mmcr_datasets.formatters.cli import register
+
+    parser = argparse.ArgumentParser(prog="mmcr")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["format", str(SAMPLE / "310k" / "train.json"), "--template", "gemma3",
+                              "--add-generation-prompt", "--marks", "<<,>>"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip("\n").endswith("<start_of_turn>model") and "<<" in out
