@@ -67,6 +67,13 @@ def _dist() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _has_accelerator() -> bool:
+    if torch.cuda.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    return bool(xpu is not None and xpu.is_available())
+
+
 def _report_to(value) -> list[str]:
     if value != "auto":
         return [value] if isinstance(value, str) else list(value)
@@ -80,7 +87,7 @@ def _report_to(value) -> list[str]:
     return out or ["none"]
 
 
-def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool) -> dict:
+def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool, iterable: bool = False) -> dict:
     t = cfg.training
     kw = dict(
         output_dir=t.output_dir, num_train_epochs=t.num_train_epochs, max_steps=t.max_steps,
@@ -97,6 +104,13 @@ def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool) -> dict:
                                                 and torch.cuda.is_bf16_supported()),
         fp16=cfg.model.dtype == "float16",
     )
+    if _dist()[1] > 1 and not _has_accelerator():
+        # several processes and no GPU: DDP over gloo on the CPU (accelerate needs to be told)
+        kw["use_cpu"] = True
+    if iterable:
+        # Qwen-style pixel inputs are flat over all images of a batch: accelerate's batch
+        # dispatching would slice them by row count, so every process builds its own batches.
+        kw["accelerator_config"] = {"dispatch_batches": False}
     if has_eval:
         kw.update(eval_strategy="steps", eval_steps=t.eval_steps or t.save_steps, prediction_loss_only=True)
     if t.deepspeed:
@@ -211,7 +225,7 @@ def build_trainer(cfg: TrainConfig, *, quiet: bool = False, callbacks=None):
                             formatter_options=cfg.model.formatter_options, record_ids=cfg.training.record_ids,
                             max_turns=d.max_turns)
     trainer_cls, args_cls = _trainer_classes(cfg.training.trainer)
-    kwargs = _args_kwargs(cfg, data.eval is not None, quiet)
+    kwargs = _args_kwargs(cfg, data.eval is not None, quiet, iterable=cfg.data.streaming)
     if cfg.training.trainer == "trl":
         kwargs.update(dataset_kwargs={"skip_prepare_dataset": True}, max_length=None)
     args = args_cls(**kwargs)
