@@ -205,11 +205,9 @@ class Formatter:
             return conv
         search = rx.search
         pre = self._prefilter
-        # Fast negative test on all text at once; the part-by-part walk below only runs on a hit.
-        blob = "\x00".join([p["text"] for m in conv.messages for p in m["content"] if p["type"] == TEXT])
-        if conv.system is not None:
-            blob += "\x00" + conv.system
-        if not (pre[0] in blob if len(pre) == 1 else any(ch in blob for ch in pre)) or not search(blob):
+        # Fast negative test: a substring test per text part for the tokens' first characters; the
+        # regular-expression walk below only runs when one of them occurs.
+        if not _may_contain(conv, pre):
             return conv
         changed = None
         if conv.system is not None and search(conv.system):
@@ -242,6 +240,24 @@ class Formatter:
             f"boundary). Pass literal_tokens='escape' to neutralise it with a zero-width space, or "
             f"literal_tokens='keep' to paste it verbatim as the family's template does."
         )
+
+
+def _may_contain(conv: Conversation, chars: tuple) -> bool:
+    """Whether any text (or the system prompt) contains one of ``chars``."""
+    if conv.system is not None and any(ch in conv.system for ch in chars):
+        return True
+    if len(chars) == 1:
+        ch = chars[0]
+        for m in conv.messages:
+            for p in m["content"]:
+                if p["type"] == TEXT and ch in p["text"]:
+                    return True
+        return False
+    for m in conv.messages:
+        for p in m["content"]:
+            if p["type"] == TEXT and any(ch in p["text"] for ch in chars):
+                return True
+    return False
 
 
 # -- input normalisation ------------------------------------------------------------------
