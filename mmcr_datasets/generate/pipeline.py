@@ -55,6 +55,7 @@ from .store import Store, digest
 logger = logging.getLogger(__name__)
 
 OK, QUARANTINED, FILTERED = "ok", "quarantined", "filtered"
+FAILED = "failed"  # the LLM call failed for good: quarantined now, tried again by the next run
 PIPELINE_VERSION = "1"
 
 
@@ -236,14 +237,14 @@ class Generator:
     def _record_id(self, task: Task) -> str:
         return "gen-" + digest(self.dialogue_fp, task.key)[:20]
 
-    def _quarantine(self, rid, seq, task, a, code, message, fresh=None, **extra) -> str:
+    def _quarantine(self, rid, seq, task, a, code, message, fresh=None, status=QUARANTINED, **extra) -> str:
         entry = {"id": rid, "reason": code, "message": message, "doc_id": task.doc_id, "source": task.source,
                  "group": task.group, "dialogue_type": task.dialogue_type,
                  "images": [img.name for img in task.images],
                  "domain": a.to_dict() if a is not None else None}
         entry.update(extra)
-        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, QUARANTINED, entry, {})
-        return QUARANTINED
+        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, status, entry, {})
+        return status
 
     async def _process(self, seq: int, task: Task, a: DomainAssignment, rid: str, loop, model_pool) -> str:
         if a.problem:
@@ -259,7 +260,8 @@ class Generator:
                 try:
                     r = await self.client.complete(req.messages)
                 except LLMCallError as exc:
-                    return self._quarantine(rid, seq, task, a, exc.code, exc.message, attempts=exc.attempts)
+                    return self._quarantine(rid, seq, task, a, exc.code, exc.message, status=FAILED,
+                                            attempts=exc.attempts)
             fresh = (key, r.content, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.attempts)
             reply = {"content": r.content, "finish_reason": r.finish_reason, "prompt_tokens": r.prompt_tokens,
                      "completion_tokens": r.completion_tokens, "attempts": r.attempts}
@@ -361,7 +363,7 @@ class Generator:
                     rid = self._record_id(task)
                     self.visited.append(rid)
                     my_seq, seq = seq, seq + 1
-                    if rid in done:
+                    if rid in done and done[rid] != FAILED:
                         status = done[rid]
                         self._count(status, None)
                         accepted += status == OK
