@@ -1,0 +1,52 @@
+"""Fixtures for the [train] tests: the bundled sample as rows, tiny model folders, torch threads.
+
+Everything is offline and CPU-only; tiny models (hidden 64, 2 layers) keep a training run to a few
+seconds. Tests that need the extra skip cleanly when it is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+#: tiny family -> formatter, for the three families the issue names
+FAMILIES = {"qwen2_vl": "qwen2_vl", "llava": "llava_v1", "idefics3": "idefics3"}
+#: what precedes and ends each learned span
+SPAN_SHAPE = {"qwen2_vl": ("", "<|im_end|>"), "llava_v1": (" ", "</s>"), "idefics3": (" ", "<end_of_utterance>")}
+
+
+def _needs_train_extra():
+    for mod in ("torch", "transformers", "peft", "trl", "accelerate"):
+        pytest.importorskip(mod)
+
+
+@pytest.fixture(scope="session")
+def train_extra():
+    _needs_train_extra()
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    return True
+
+
+@pytest.fixture(scope="session")
+def sample_rows(demo_dir):
+    """The bundled 310k sample as decoded dataset rows (images are PIL images)."""
+    import datasets
+
+    ds = datasets.load_dataset(str(demo_dir / "mmcr" / "310k"), split="train")
+    return [ds[i] for i in range(len(ds))]
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory, train_extra):
+    """A saved tiny model folder per family (model + tokenizer + marker), built once."""
+    from mmcr_datasets.train.tiny import save_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {fam: save_tiny_model(fam, root / fam) for fam in ("qwen2_vl", "llava", "idefics3")}
