@@ -43,8 +43,8 @@ _REGISTRY: dict[str, Formatter] = {}
 def register_formatter(formatter: Union[Formatter, type], *, name: Optional[str] = None,
                        overwrite: bool = False) -> Formatter:
     """Add a formatter (a :class:`Formatter` subclass or instance) under ``name`` (default: its
-    ``name`` attribute). Refuses to replace an existing one unless ``overwrite=True``. Returns the
-    registered instance, so it can be used as a class decorator."""
+    ``name`` attribute). Refuses to replace an existing one unless ``overwrite=True``. Returns what
+    it was given (the class, or the instance), so it also works as a class decorator."""
     inst = formatter() if isinstance(formatter, type) else formatter
     if not isinstance(inst, Formatter):
         raise FormatterError(f"a formatter must subclass mmcr_datasets.formatters.Formatter, got {inst!r}")

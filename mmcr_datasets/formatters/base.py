@@ -137,8 +137,9 @@ class Formatter:
 
     ``name``: registry id. ``source``: where the format comes from (a reference template or a
     documented conversation format). ``special_tokens``: control tokens of the family checked in
-    text parts. ``generation_prompt``: the text ``add_generation_prompt`` appends (for docs).
-    ``options``: the keyword options :meth:`render` accepts, with their defaults.
+    text parts; ``special_patterns``: regular expressions for numbered ones. ``options``: the keyword
+    options :meth:`render` accepts, with their defaults. ``max_images``: the most images a dialogue
+    may have for this family (``None``: no limit).
     """
 
     name: str = ""
@@ -171,6 +172,8 @@ class Formatter:
             opts = {**self.options, **options}
         else:
             opts = self.options
+        if literal_tokens not in LITERAL_TOKEN_POLICIES:
+            raise FormatterError(f"literal_tokens must be one of {LITERAL_TOKEN_POLICIES}, not {literal_tokens!r}")
         conv = to_conversation(row, system)
         if literal_tokens != "keep":
             conv = self._check_literal_tokens(conv, literal_tokens, row)
@@ -198,8 +201,6 @@ class Formatter:
 
     # -- helpers --------------------------------------------------------------------------
     def _check_literal_tokens(self, conv: Conversation, policy: str, row) -> Conversation:
-        if policy not in LITERAL_TOKEN_POLICIES:
-            raise FormatterError(f"literal_tokens must be one of {LITERAL_TOKEN_POLICIES}, not {policy!r}")
         rx = self._special_re
         if rx is None:
             return conv
@@ -233,7 +234,7 @@ class Formatter:
         return self._special_re.sub(lambda m: m.group(0)[0] + ZERO_WIDTH_SPACE + m.group(0)[1:], text)
 
     def _literal_error(self, row, role, token, mi, pi=None):
-        where = "the system prompt" if mi < 0 else f"message {mi} ({role}), part {pi}"
+        where = "the system prompt" if mi < 0 else f"message {mi} ({role}; counted after any system message), part {pi}"
         return LiteralSpecialTokenError(
             f"dialogue {_row_id(row)!r}: {where} contains {token!r}, a control token of {self.name}. "
             f"Pasted verbatim it would act as a real token (an extra image placeholder or turn "
