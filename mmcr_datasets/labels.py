@@ -22,6 +22,7 @@ versions.
 from __future__ import annotations
 
 import io
+import weakref
 from typing import Any, Optional, Sequence
 
 from .errors import MMCRError, require
@@ -198,16 +199,22 @@ def _via_replacements(processor, formatted: FormattedDialogue, images, kwargs, s
     return ids, labels, extras
 
 
-_EXPANSION_CACHE: dict = {}
+_EXPANSION_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _expansion_length(processor, image, kwargs) -> int:
-    """How many tokens the processor turns one image placeholder into, for this image's size."""
-    key = (id(processor), image.size, repr(sorted(kwargs.items())))
-    if key not in _EXPANSION_CACHE:
+    """How many tokens the processor turns one image placeholder into, for this image's size
+    (cached per processor and size: every processor we know expands by size, not content; the
+    alignment check below would catch one that does not)."""
+    try:
+        cache = _EXPANSION_CACHE.setdefault(processor, {})
+    except TypeError:  # not weak-referenceable: no cache
+        cache = {}
+    key = (image.size, repr(sorted(kwargs.items())))
+    if key not in cache:
         enc = processor(text=[processor.image_token], images=[image], add_special_tokens=False, **kwargs)
-        _EXPANSION_CACHE[key] = len(_first(enc["input_ids"]))
-    return _EXPANSION_CACHE[key]
+        cache[key] = len(_first(enc["input_ids"]))
+    return cache[key]
 
 
 def _via_alignment(processor, tokenizer, formatted: FormattedDialogue, images, kwargs):
