@@ -128,6 +128,41 @@ def edge_rows() -> dict[str, dict]:
     }
 
 
+def mmcr_single() -> dict:
+    """An MMCR-style single-image dialogue: 4 turns, the image in the first question."""
+    return {
+        "id": "golden-single", "images": _imgs(1),
+        "messages": [
+            user(image(0), "What is shown in this picture?"),
+            assistant("A brass astronomical clock on a tower facade."),
+            user("What do the two dials tell you?"),
+            assistant("The outer dial shows the hours; the inner ring follows the zodiac."),
+            user("Does that fit the building you mentioned?"),
+            assistant("Yes: such clocks were civic landmarks on town halls."),
+            user("Sum up the theme in one sentence."),
+            assistant("Timekeeping as public art."),
+        ],
+    }
+
+
+def mmcr_multi() -> dict:
+    """An MMCR-style multi-image dialogue: 8 turns, three images introduced over the dialogue."""
+    qa = [
+        ([image(0), "Describe the first image briefly."], "A cat looking at the camera."),
+        (["What colour are its eyes?"], "Yellow-green."),
+        ([image(1), "Here is a second image. How does it relate to the first?"], "Both are close-ups of faces."),
+        (["Which of the two is brighter?"], "The second one."),
+        (["And the lighting in the first?"], "Soft indoor light."),
+        ([image(2), "A third one. Any common theme now?"], "Portraits of living beings."),
+        (["Which image breaks the pattern most?"], "The third, because it is a landscape."),
+        (["Summarise the three images."], "Two portraits and a landscape, each softly lit."),
+    ]
+    messages = []
+    for q, a in qa:
+        messages += [user(*q), assistant(a)]
+    return {"id": "golden-multi", "images": _imgs(3), "messages": messages}
+
+
 def literal_token_row(token: str) -> dict:
     return {
         "id": "edge-literal", "images": _imgs(1),

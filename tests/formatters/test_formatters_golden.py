@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fmt_helpers import SAMPLE, llava_to_row
+from fmt_helpers import SAMPLE, llava_to_row, mmcr_multi, mmcr_single
 from mmcr_datasets.formatters import FormatterError, format_dialogue, list_formatters
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -30,8 +30,8 @@ CONFIGS = [(name, {}) for name in list_formatters()] + [
     ("ovis2", {"add_vision_id": True}),
 ]
 CASES = {
-    "sample_single": ("rows", 0, False),
-    "sample_multi": ("rows", "mmcr-sample-310k-0012", False),
+    "mmcr_single": ("factory", mmcr_single, False),
+    "mmcr_multi": ("factory", mmcr_multi, True),
     "several_images_one_turn": ("edges", "several_images_one_turn", True),
     "images_only_in_later_turns": ("edges", "images_only_in_later_turns", False),
     "system_prompt": ("edges", "system_prompt", True),
@@ -45,10 +45,7 @@ def _config_id(name, opts):
 
 def _pick(rows, edges, case):
     kind, key, gen = CASES[case]
-    if kind == "rows":
-        row = rows[key] if isinstance(key, int) else next(r for r in rows if r["id"] == key)
-    else:
-        row = edges[key]
+    row = key() if kind == "factory" else edges[key]
     return row, gen
 
 
