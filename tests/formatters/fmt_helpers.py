@@ -66,11 +66,37 @@ def llava_to_row(rec: dict) -> dict:
     }
 
 
-def sample_rows() -> list[dict]:
+SAMPLE_FILES = ("310k/train.json", "bench/test.json")
+
+
+def local_sample_rows() -> list[dict]:
+    """The sample converted by :func:`llava_to_row` (no dependency on the package's readers)."""
     rows = []
-    for f in ("310k/train.json", "bench/test.json"):
+    for f in SAMPLE_FILES:
         rows += [llava_to_row(r) for r in json.loads((SAMPLE / f).read_text(encoding="utf-8"))]
     return rows
+
+
+def reader_sample_rows() -> list[dict]:
+    """The sample read by the package's own reader (``mmcr_datasets.readers.read_raw``)."""
+    from mmcr_datasets.readers import read_raw
+    from mmcr_datasets.records import Dialogue
+
+    rows = []
+    for f in SAMPLE_FILES:
+        for item in read_raw(SAMPLE / f, "llava"):
+            row = Dialogue.from_json(item.record).to_row()
+            row["images"] = [{"bytes": None, "path": str(IMAGES / img["path"])} for img in row["images"]]
+            rows.append(row)
+    return rows
+
+
+def sample_rows() -> list[dict]:
+    """The bundled sample as dataset rows: through the package's reader when it exists."""
+    try:
+        return reader_sample_rows()
+    except ImportError:
+        return local_sample_rows()
 
 
 def _imgs(n):

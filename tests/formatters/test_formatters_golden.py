@@ -165,3 +165,12 @@ def test_vision_ids_numbered_across_dialogue(edges):
 def test_ovis1_6_gemma2_refuses_system(edges):
     with pytest.raises(FormatterError, match="system"):
         format_dialogue(edges["system_prompt"], "ovis1_6")
+
+
+def test_reader_and_local_conversion_agree():
+    """The package's llava reader and this test's own conversion give the same rows."""
+    pytest.importorskip("mmcr_datasets.readers")
+    from fmt_helpers import local_sample_rows, reader_sample_rows
+
+    for a, b in zip(local_sample_rows(), reader_sample_rows()):
+        assert (a["id"], a["messages"], a["images"]) == (b["id"], b["messages"], b["images"])
