@@ -20,7 +20,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -83,16 +83,6 @@ def _hist(values) -> Counter:
         return Counter()
     vals, counts = np.unique(values.astype(np.int64, copy=False), return_counts=True)
     return Counter(dict(zip(vals.tolist(), counts.tolist())))
-
-
-def _keys(digests: Sequence[bytes]) -> np.ndarray:
-    """16-byte digests -> a structured (hi, lo) array that sorts and compares like the bytes."""
-    if not digests:
-        return np.zeros(0, dtype=_KEY_DTYPE)
-    raw = np.frombuffer(b"".join(digests), dtype=">u8").reshape(-1, 2)
-    out = np.empty(len(raw), dtype=_KEY_DTYPE)
-    out["hi"], out["lo"] = raw[:, 0], raw[:, 1]
-    return out
 
 
 def _key_hex(key) -> str:
@@ -608,13 +598,21 @@ def _np(arr) -> np.ndarray:
 
 
 def _flag(arr) -> np.ndarray:
-    return _np(pc.fill_null(arr, False)).astype(bool)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.fill_null(arr, False)
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def _ints(arr, fill: int = 0) -> np.ndarray:
     if pa.types.is_null(arr.type):
         return np.full(len(arr), fill, dtype=np.int64)
-    return _np(pc.fill_null(arr, fill)).astype(np.int64)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count:
+        arr = pc.fill_null(arr, fill)
+    return np.asarray(arr.to_numpy(zero_copy_only=False)).astype(np.int64, copy=False)
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -624,16 +622,30 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col
 
 
-def _labels(table, name, names, n) -> list:
+def _labels(table, name, names, n) -> tuple[np.ndarray, list]:
+    """Label codes per row and the names they index (the last name is ``UNLABELLED``)."""
     if name not in table.column_names:
-        return [UNLABELLED] * n
+        return np.zeros(n, dtype=np.int64), [UNLABELLED]
     col = _column(table, name)
     if pa.types.is_integer(col.type):
         ids = _ints(col, -1)
-        lookup = np.array(list(names) + [UNLABELLED], dtype=object)
         ids = np.where((ids < 0) | (ids >= len(names)), len(names), ids)
-        return lookup[ids].tolist()
-    return [UNLABELLED if v is None else v for v in col.to_pylist()]
+        return ids, list(names) + [UNLABELLED]
+    enc = pc.dictionary_encode(col)
+    values = [UNLABELLED if v is None else v for v in enc.dictionary.to_pylist()] + [UNLABELLED]
+    return _ints(enc.indices, len(values) - 1), values
+
+
+def _count_codes(counter: Counter, codes: np.ndarray, names: list) -> None:
+    counts = np.bincount(codes, minlength=len(names))
+    for i in np.flatnonzero(counts).tolist():
+        counter[names[i]] += int(counts[i])
+
+
+def _count_pairs(counter: Counter, a: np.ndarray, a_names: list, b: np.ndarray, b_names: list) -> None:
+    counts = np.bincount(a * len(b_names) + b, minlength=len(a_names) * len(b_names))
+    for k in np.flatnonzero(counts).tolist():
+        counter[(a_names[k // len(b_names)], b_names[k % len(b_names)])] += int(counts[k])
 
 
 def table_stats(table: pa.Table, *, config: str = "default", domain_names: Sequence[str] = (),
@@ -650,14 +662,14 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     if n == 0:
         return st
     st.by_config[config] += n
-    dtypes = _labels(table, "dialogue_type", type_names, n)
-    domains = _labels(table, "domain", domain_names, n)
-    subtopics = _labels(table, "subtopic", subtopic_names, n)
-    st.by_type.update(dtypes)
-    st.by_domain.update(domains)
-    st.by_subtopic.update(subtopics)
-    st.by_domain_subtopic.update(zip(domains, subtopics))
-    st.by_domain_type.update(zip(domains, dtypes))
+    dtypes, type_labels = _labels(table, "dialogue_type", type_names, n)
+    domains, domain_labels = _labels(table, "domain", domain_names, n)
+    subtopics, subtopic_labels = _labels(table, "subtopic", subtopic_names, n)
+    _count_codes(st.by_type, dtypes, type_labels)
+    _count_codes(st.by_domain, domains, domain_labels)
+    _count_codes(st.by_subtopic, subtopics, subtopic_labels)
+    _count_pairs(st.by_domain_subtopic, domains, domain_labels, subtopics, subtopic_labels)
+    _count_pairs(st.by_domain_type, domains, domain_labels, dtypes, type_labels)
     ids = _column(table, "id")
     st._ids.append(ids)
 
@@ -669,6 +681,7 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     roles = pc.struct_field(msgs, "role")
     is_user = _flag(pc.equal(roles, "user"))
     is_asst = _flag(pc.equal(roles, "assistant"))
+    is_sys = _flag(pc.equal(roles, "system"))
     content = pc.struct_field(msgs, "content")
     part_msg = _np(pc.list_parent_indices(content)).astype(np.int64)
     parts = pc.list_flatten(content)
@@ -713,7 +726,7 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     tot["messages"] += n_msgs
     tot["user_messages"] += int(is_user.sum())
     tot["assistant_messages"] += int(is_asst.sum())
-    tot["system_messages"] += int(_flag(pc.equal(roles, "system")).sum())
+    tot["system_messages"] += int(is_sys.sum())
     tot["later_user_messages"] += int(later.sum())
     tot["user_messages_with_image"] += int((is_user & (img_per_msg > 0)).sum())
     tot["image_parts"] += int(is_img.sum())
@@ -748,7 +761,9 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
         img_digests, img_rows = _image_stats(st, _column(table, "images"))
     if tokenizer is not None:
         _token_stats(st, content, parts, is_user, is_asst, tokenizer)
-    st._dialogue_keys.append(_dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf, img_digests, img_rows))
+    role_codes = np.where(is_user, 0, np.where(is_asst, 1, np.where(is_sys, 2, 3))).astype(np.uint8)
+    st._dialogue_keys.append(_dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbuf,
+                                            img_digests, img_rows))
 
     # text lengths per message
     chars = _ints(pc.utf8_length(text)) * is_text
@@ -993,7 +1008,7 @@ def _image_stats(st: DatasetStats, img_col: pa.Array) -> tuple[np.ndarray, np.nd
 
 
 def _keys_from_array(raw: np.ndarray) -> np.ndarray:
-    """(n, 16) uint8 digests -> the structured key array of :func:`_keys`."""
+    """(n, 16) uint8 digests -> structured (hi, lo) keys that sort and compare like the bytes."""
     out = np.empty(len(raw), dtype=_KEY_DTYPE)
     if len(raw):
         words = np.ascontiguousarray(raw).view(">u8").reshape(-1, 2)
@@ -1001,21 +1016,12 @@ def _keys_from_array(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-_ROLE_CODES = {"user": 0, "assistant": 1, "system": 2}
 _PART_RECORD = np.dtype([("len", "<i8"), ("type", "u1"), ("index", "<i8"), ("msg", "<i4"), ("role", "u1"),
                          ("image", "V16")])
 
 
-def _codes(arr: pa.Array, codes: dict) -> np.ndarray:
-    """Small integer codes for a string column; unknown strings get a code from their own hash."""
-    enc = pc.dictionary_encode(pc.fill_null(arr, "\x00null"))
-    names = enc.dictionary.to_pylist()
-    table = np.array([codes.get(v, 16 + int.from_bytes(hashlib.blake2b(v.encode(), digest_size=1).digest(), "big")
-                                % 200) for v in names], dtype=np.uint8)
-    return table[_np(enc.indices).astype(np.int64)] if len(names) else np.zeros(len(arr), np.uint8)
-
-
-def _dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf: _StringBuffer, img_digests, img_rows) -> np.ndarray:
+def _dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbuf: _StringBuffer, img_digests,
+                   img_rows) -> np.ndarray:
     """One 16-byte key per dialogue: blake2b over its text bytes and a fixed-size record per part.
 
     A part's record holds its text length, type, image index, message ordinal and role, and for
@@ -1033,10 +1039,10 @@ def _dialogue_keys(n, msg_row, part_msg, roles, ptype, index, tbuf: _StringBuffe
     rec = np.zeros(len(part_msg), dtype=_PART_RECORD)
     if len(part_msg):
         rec["len"] = np.diff(tbuf.offsets)
-        rec["type"] = _codes(ptype, {"text": 0, "image": 1})
+        rec["type"] = np.where(is_text, 0, np.where(is_img, 1, 2))
         rec["index"] = index
         rec["msg"] = (np.arange(n_msgs) - msg_off[msg_row])[part_msg]
-        rec["role"] = _codes(roles, _ROLE_CODES)[part_msg]
+        rec["role"] = role_codes[part_msg]
         if len(img_rows):
             per_row = np.bincount(img_rows, minlength=n)
             img_off = np.concatenate([[0], np.cumsum(per_row)])

@@ -17,7 +17,7 @@ from factories import canonical_record, make_jpeg
 from stats_fixtures import (SAMPLE, built_sample, raw_image_first_turns, raw_images, raw_sample,  # noqa: F401
                             table_from_records, words)
 
-from mmcr_datasets.stats import DatasetStats, compute_stats, table_stats
+from mmcr_datasets.stats import DatasetStats, compute_stats
 
 
 def _hist(d: dict) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import json
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from ..errors import MMCRError, require
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 425, 429}
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -134,14 +136,15 @@ async def call_chat(client, payload: dict, policy: RetryPolicy, rng: Optional[ra
     """
     rng = rng or random.Random()
     outcome = CallOutcome()
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")  # serialised once, for every attempt
     for attempt in range(policy.max_retries + 1):
         outcome.attempts = attempt + 1
         try:
             # The client's generic POST: same auth, headers and typed errors as
             # ``chat.completions.create``, without its per-call request-params transformation and
             # pydantic response model, which cost milliseconds of CPU per call at high concurrency.
-            response = await client.post("/chat/completions", cast_to=object, body=payload,
-                                         options={"timeout": policy.timeout})
+            response = await client.post("/chat/completions", cast_to=object, content=body,
+                                         options={"timeout": policy.timeout, "headers": _JSON_HEADERS})
             completion_content(response)  # raises ValueError on a body without a message
             outcome.response = response
             outcome.error = None
@@ -227,11 +230,19 @@ class ClientPool:
             await client.close()
 
 
-async def run_workers(jobs: list, concurrency: int, pool: ClientPool, handle) -> None:
-    """Run ``await handle(client, job)`` for every job with at most ``concurrency`` in flight."""
+async def run_workers(jobs: list, concurrency: int, pool: ClientPool, handle, *, start_spacing: float = 0.005) -> None:
+    """Run ``await handle(client, job)`` for every job with at most ``concurrency`` in flight.
+
+    Worker ``w`` starts ``w * start_spacing`` seconds late. Started together, all workers send at
+    once, their replies come back at once (a server with steady latency keeps them in step), and
+    each cycle then waits for the whole burst to be processed; spaced starts keep the replies
+    spread out, and are gentler on rate limits too. 32 workers start within 0.16 s.
+    """
     queue = collections.deque(jobs)
 
     async def worker(w: int):
+        if w and start_spacing > 0:
+            await asyncio.sleep(w * start_spacing)
         client = pool.for_worker(w)
         while queue:
             await handle(client, queue.popleft())

@@ -348,15 +348,21 @@ class Generator:
         accepted = 0
         progress = _Progress(cfg.progress, cfg.n)
         fatal: Optional[BaseException] = None
+        prefetch = None
         try:
             while True:
                 while (not exhausted and not self.stop and fatal is None and len(pending) < cfg.concurrency
                        and (cfg.n is None or accepted + len(pending) < cfg.n)):
                     if not buffer:
-                        chunk = await loop.run_in_executor(io_pool, self._next_chunk, tasks_iter)
+                        if prefetch is None:
+                            prefetch = loop.run_in_executor(io_pool, self._next_chunk, tasks_iter)
+                        chunk = await prefetch
+                        prefetch = None
                         if not chunk:
                             exhausted = True
                             break
+                        # read the next chunk while this one runs, so slots never wait for the disk
+                        prefetch = loop.run_in_executor(io_pool, self._next_chunk, tasks_iter)
                         buffer = list(zip(chunk, await self._assign(chunk, loop, model_pool)))
                         buffer.reverse()
                     task, a = buffer.pop()
@@ -388,6 +394,11 @@ class Generator:
                     accepted += status == OK
                     progress.update(status == OK, self.counts)
         finally:
+            if prefetch is not None:
+                try:
+                    await prefetch
+                except Exception:  # an unread chunk's error does not matter any more
+                    pass
             progress.close()
             await self.client.close()
             io_pool.shutdown(wait=True, cancel_futures=True)

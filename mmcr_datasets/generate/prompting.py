@@ -14,7 +14,7 @@ import base64
 import hashlib
 import io
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from string import Template
@@ -39,7 +39,7 @@ class PromptTemplate:
     system: str
     user: str
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """``name-version-<hash of both texts>``; part of every cache key."""
         digest = hashlib.sha256((self.system + "\0" + self.user).encode("utf-8")).hexdigest()[:12]

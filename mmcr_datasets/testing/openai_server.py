@@ -13,7 +13,7 @@ body, so they are deterministic; faults are injected by a second pluggable funct
   (an answer derived from the last user message) and :func:`judge_reply` (a JSON score object
   derived from a hash of the request).
 * ``faults(body, attempt) -> Fault | None``: ``attempt`` counts earlier requests with the same
-  body (0 for the first), so a transient fault can hit the first try only. :class:`FaultPlan`
+  body bytes (0 for the first), so a transient fault can hit the first try only. :class:`FaultPlan`
   spreads fault kinds over requests by a hash of the body.
 
 Fault kinds (:data:`FAULT_KINDS`): ``rate_limit`` (429 with ``Retry-After`` and
@@ -153,12 +153,12 @@ class ServerStats:
     authorizations: set = field(default_factory=set)
 
 
-def _completion(body: dict, content: str) -> dict:
-    prompt_chars = len(json.dumps(body.get("messages") or []))
+def _completion(body: dict, content: str, digest: str = "", size: int = 0) -> dict:
+    prompt_chars = size or len(json.dumps(body.get("messages") or []))
     prompt_tokens = max(1, prompt_chars // 4)
     completion_tokens = max(1, len(content) // 4)
     return {
-        "id": "chatcmpl-" + body_digest(body)[:12],
+        "id": "chatcmpl-" + (digest or body_digest(body))[:12],
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "loopback"),
@@ -187,7 +187,10 @@ def create_app(reply: ReplyFn = echo_reply, faults: Optional[FaultFn] = None, de
                keep_bodies: bool = True):
     """The FastAPI application. ``api_key``: when set, requests must carry it as a bearer token."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+    def json_response(data: dict) -> Response:  # skips FastAPI's generic encoder: this is the hot path
+        return Response(json.dumps(data), media_type="application/json")
 
     app = FastAPI()
     stats = stats if stats is not None else ServerStats()
@@ -204,8 +207,9 @@ def create_app(reply: ReplyFn = echo_reply, faults: Optional[FaultFn] = None, de
         if api_key is not None and auth != f"Bearer {api_key}":
             return JSONResponse({"error": {"message": "invalid api key", "type": "invalid_request_error",
                                            "code": "invalid_api_key"}}, status_code=401)
-        body = await request.json()
-        digest = body_digest(body)
+        raw = await request.body()
+        body = json.loads(raw)
+        digest = hashlib.sha256(raw).hexdigest()  # equal requests from one client serialise equally
         with lock:
             attempt = stats.attempts[digest]
             stats.attempts[digest] += 1
@@ -242,11 +246,11 @@ def create_app(reply: ReplyFn = echo_reply, faults: Optional[FaultFn] = None, de
                                          headers={"content-length": "4096"})
             content = _fault_content(fault.kind, body)
             if content is not None:
-                return _completion(body, content)
+                return json_response(_completion(body, content, digest, len(raw)))
         result = reply(body)
         if isinstance(result, dict):
-            return result
-        return _completion(body, result)
+            return json_response(result)
+        return json_response(_completion(body, result, digest, len(raw)))
 
     return app
 

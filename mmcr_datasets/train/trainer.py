@@ -98,7 +98,7 @@ def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool, iterable: bool =
         max_grad_norm=t.max_grad_norm, logging_steps=t.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=t.save_steps, save_total_limit=t.save_total_limit, seed=t.seed,
         report_to=_report_to(t.report_to), run_name=t.run_name, dataloader_num_workers=t.dataloader_num_workers,
-        remove_unused_columns=False, gradient_checkpointing=cfg.finetune.gradient_checkpointing,
+        remove_unused_columns=False,
         disable_tqdm=quiet if t.disable_tqdm is None else t.disable_tqdm,
         bf16=cfg.model.dtype == "bfloat16" or (cfg.model.dtype == "auto" and torch.cuda.is_available()
                                                 and torch.cuda.is_bf16_supported()),
@@ -119,6 +119,7 @@ def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool, iterable: bool =
         kw["fsdp"] = t.fsdp
         kw["fsdp_config"] = t.fsdp_config
     if cfg.finetune.gradient_checkpointing:
+        kw["gradient_checkpointing"] = True
         kw["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     kw.update(t.extra_args or {})
     return kw
