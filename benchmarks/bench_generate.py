@@ -154,7 +154,10 @@ def main(argv=None) -> int:
     print(f"concurrency {args.concurrency:2d}: {nN:5d} dialogues in {tN:7.2f} s = {rN:8.2f} dialogues/s "
           f"(ideal {r1 * args.concurrency:.2f}/s)")
     print(f"CPU per dialogue: pipeline {cpuN:.1f} ms, loopback server {server_ms:.1f} ms; "
-          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} (other processes compete for the CPUs)")
+          f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+    need = r1 * args.concurrency * cpuN / 1000
+    print(f"at the ideal rate the pipeline needs {need:.0%} of one CPU core (the server another "
+          f"{r1 * args.concurrency * server_ms / 1000:.0%}); below the target, check the load average")
     print(f"speed-up {speedup:.1f}x against an ideal {ideal:.0f}x = {speedup / ideal:.2f} of ideal (target >= 0.80)")
     return 0 if speedup / ideal >= 0.8 else 1
 
