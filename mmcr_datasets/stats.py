@@ -996,11 +996,10 @@ def _image_stats(st: DatasetStats, img_col: pa.Array) -> tuple[np.ndarray, np.nd
         st.image_bytes_log2.update(_hist(np.floor(np.log2(np.maximum(sizes, 1))).astype(np.int64)))
     view = buf.view()
     sha256 = hashlib.sha256
-    offs = buf.offsets.tolist()
-    digests = bytearray()
-    for i in np.flatnonzero(present).tolist():
-        digests += sha256(view[offs[i]:offs[i + 1]]).digest()[:16]
-    raw = np.frombuffer(bytes(digests), dtype=np.uint8).reshape(-1, 16)
+    starts = buf.offsets[:-1][present].tolist()
+    ends = buf.offsets[1:][present].tolist()
+    digests = b"".join([sha256(view[a:b]).digest()[:16] for a, b in zip(starts, ends)])
+    raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)
     rows = img_row[present]
     st._image_keys.append(_keys_from_array(raw))
     st._image_rows.append(rows)
@@ -1016,19 +1015,29 @@ def _keys_from_array(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-_PART_RECORD = np.dtype([("len", "<i8"), ("type", "u1"), ("index", "<i8"), ("msg", "<i4"), ("role", "u1"),
-                         ("image", "V16")])
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_SEEDS = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xD1B54A32D192ED03))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
 
 
 def _dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbuf: _StringBuffer, img_digests,
                    img_rows) -> np.ndarray:
-    """One 16-byte key per dialogue: blake2b over its text bytes and a fixed-size record per part.
+    """One 16-byte key per dialogue, equal exactly when two dialogues have the same content.
 
-    A part's record holds its text length, type, image index, message ordinal and role, and for
-    an image part the digest of the image's bytes. Each dialogue's parts lie contiguously in the
-    flattened arrays, so a key hashes two byte ranges and no Python string is built. (Two
-    dialogues equal in every part but differing in an image no part refers to, or in an empty
-    message, get the same key; validation rejects both shapes.)
+    The key is ``blake2b(text bytes of the dialogue, key=structure)``. The structure is a
+    128-bit fingerprint computed for all dialogues at once with numpy: every content part is
+    hashed (splitmix64, two seeds) from its position in the dialogue, text length, type, image
+    index, message ordinal, role and, for an image part, the digest of the image's bytes; the
+    part hashes are summed per dialogue. So the per-dialogue Python work is one blake2b call.
+    (Two dialogues equal in every part but differing in an image no part refers to, or in an
+    empty message, get the same key; validation rejects both shapes.)
     """
     n_msgs = len(msg_row)
     msgs_per_row = np.bincount(msg_row, minlength=n)
@@ -1036,31 +1045,43 @@ def _dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbu
     msg_off = np.concatenate([[0], np.cumsum(msgs_per_row)])
     part_off = np.concatenate([[0], np.cumsum(parts_per_msg)])[msg_off]
     text_off = tbuf.offsets[part_off] if len(tbuf.offsets) > 1 else np.zeros(n + 1, np.int64)
-    rec = np.zeros(len(part_msg), dtype=_PART_RECORD)
-    if len(part_msg):
-        rec["len"] = np.diff(tbuf.offsets)
-        rec["type"] = np.where(is_text, 0, np.where(is_img, 1, 2))
-        rec["index"] = index
-        rec["msg"] = (np.arange(n_msgs) - msg_off[msg_row])[part_msg]
-        rec["role"] = role_codes[part_msg]
+    fp = np.zeros((n, 2), dtype=np.uint64)
+    n_parts = len(part_msg)
+    if n_parts:
+        row = msg_row[part_msg]
+        fields = [
+            np.arange(n_parts, dtype=np.int64) - part_off[row],  # position of the part in its dialogue
+            np.diff(tbuf.offsets),  # text length in bytes
+            np.where(is_text, 0, np.where(is_img, 1, 2)) + 4 * role_codes[part_msg].astype(np.int64),
+            index,
+            (np.arange(n_msgs) - msg_off[msg_row])[part_msg],  # message ordinal
+        ]
         if len(img_rows):
             per_row = np.bincount(img_rows, minlength=n)
             img_off = np.concatenate([[0], np.cumsum(per_row)])
-            row = msg_row[part_msg]
-            ok = (rec["type"] == 1) & (index >= 0) & (index < per_row[row])
-            digests = np.ascontiguousarray(img_digests).view("V16").reshape(-1)
-            rec["image"][ok] = digests[img_off[row[ok]] + index[ok]]
-    rview, tview = memoryview(rec.tobytes()), tbuf.view()
-    size = _PART_RECORD.itemsize
+            ok = is_img & (index >= 0) & (index < per_row[row])
+            words = np.ascontiguousarray(img_digests).view("<u8").reshape(-1, 2)
+            hi = np.zeros(n_parts, dtype=np.uint64)
+            lo = np.zeros(n_parts, dtype=np.uint64)
+            at = img_off[row[ok]] + index[ok]
+            hi[ok], lo[ok] = words[at, 0], words[at, 1]
+            fields += [hi, lo]
+        fields = [f.astype(np.uint64) for f in fields]
+        nonempty = part_off[1:] > part_off[:-1]
+        for k, seed in enumerate(_SEEDS):
+            acc = np.full(n_parts, seed, dtype=np.uint64)
+            for f in fields:
+                acc = _mix(acc ^ f)
+            if nonempty.any():
+                fp[nonempty, k] = np.add.reduceat(acc, part_off[:-1][nonempty])
+    fp[:, 0] ^= msgs_per_row.astype(np.uint64)  # dialogues made only of empty messages still differ by count
+    kview = memoryview(fp.astype("<u8").tobytes())
+    tview = tbuf.view()
     blake2b = hashlib.blake2b
-    out = bytearray()
     to = text_off.tolist()
-    po = (part_off * size).tolist()
-    for r in range(n):
-        h = blake2b(tview[to[r]:to[r + 1]], digest_size=16)
-        h.update(rview[po[r]:po[r + 1]])
-        out += h.digest()
-    return _keys_from_array(np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, 16))
+    out = b"".join([blake2b(tview[to[r]:to[r + 1]], digest_size=16, key=kview[16 * r:16 * r + 16]).digest()
+                    for r in range(n)])
+    return _keys_from_array(np.frombuffer(out, dtype=np.uint8).reshape(-1, 16))
 
 
 def _list_of(offsets_from: pa.Array, values: pa.Array) -> pa.Array:
