@@ -10,7 +10,10 @@ the real ``openai`` client, parsing, accounting, SQLite cache writes) judges dis
   (a) sequential baseline: concurrency 1 on ``--baseline-calls`` calls (a smaller number: at
       0.2 s per call, 3,000 sequential calls would take 10 minutes; throughput is per call, so
       the ratio is unaffected);
-  (b) ``--calls`` calls at ``--concurrency``.
+  (b) ``--calls`` calls at ``--concurrency``;
+  (c) for context, the bare ``openai`` client (``AsyncOpenAI.post``, same payload, same
+      concurrency, no judge logic, no cache) on ``--calls`` calls: the ceiling this machine and
+      this loopback server allow. On a busy 2-core machine (c) itself varies by +-20 %.
 
 Target: (b) >= 0.8 x concurrency / delay calls/s (128 calls/s for 32 and 0.2 s).
 """
@@ -87,12 +90,44 @@ def run(base_url: str, n: int, concurrency: int, cache_dir: Path, tag: str) -> t
     return elapsed, judge.accounting.to_dict(judge.config)
 
 
+def bare_client(base_url: str, n: int, concurrency: int) -> float:
+    """Seconds for ``n`` bare ``AsyncOpenAI.post`` calls with ``concurrency`` workers (the ceiling)."""
+    import asyncio
+
+    import openai
+
+    from mmcr_datasets.eval.judge import Judge, JudgeConfig
+
+    payload = Judge(JudgeConfig(model="bench-judge", base_url=base_url)).build_payload(items(1, "bare")[0])
+
+    async def go():
+        shards = [openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
+                  for _ in range(-(-concurrency // 8))]
+        todo = list(range(n))
+
+        async def worker(w):
+            client = shards[w // 8]
+            while todo:
+                todo.pop()
+                await client.post("/chat/completions", cast_to=object, body=payload)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        for client in shards:
+            await client.close()
+        return elapsed
+
+    return asyncio.run(go())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--calls", type=int, default=3000)
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--baseline-calls", type=int, default=50)
     p.add_argument("--delay", type=float, default=0.2)
+    p.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare-client ceiling (c)")
     args = p.parse_args(argv)
 
     server, base_url = start_server(args.delay)
@@ -105,6 +140,7 @@ def main(argv=None) -> int:
             t_con, acc = run(base_url, args.calls, args.concurrency, cache_dir, "concurrent")
             cpu_client = time.process_time() - cpu_client
             cpu_server = process_cpu(server.pid) - cpu_server
+            t_bare = bare_client(base_url, args.calls, args.concurrency) if args.bare else None
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -116,6 +152,10 @@ def main(argv=None) -> int:
           f"(smaller sample; per-call rate)")
     print(f"(b) concurrency {args.concurrency:<7d} : {args.calls:5d} calls in {t_con:7.2f} s = {con_rate:7.1f} calls/s "
           f"(attempts {acc['attempts']}, retried {acc['retried'] or 'none'})")
+    if t_bare:
+        bare_rate = args.calls / t_bare
+        print(f"(c) bare openai client  : {args.calls:5d} calls in {t_bare:7.2f} s = {bare_rate:7.1f} calls/s "
+              f"(ceiling here; (b) reaches {100 * con_rate / bare_rate:.0f} % of it)")
     print(f"CPU per call in (b)     : judge {1000 * cpu_client / args.calls:.2f} ms, loopback server "
           f"{1000 * cpu_server / args.calls:.2f} ms; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
     print(f"ratio (b)/(a)           : {con_rate / seq_rate:.1f}x  (ideal {args.concurrency}x)")
