@@ -45,6 +45,8 @@ def register(sub) -> None:
     s = p.add_argument_group("selection")
     s.add_argument("--image-root", metavar="DIR", default=None,
                    help="folder relative image paths in the documents start from (default: the documents file's)")
+    s.add_argument("--on-bad-document", choices=["raise", "skip"], default="raise",
+                   help="a row that is not a valid document: stop (default) or skip it (counted in the manifest)")
     s.add_argument("--min-side", type=int, default=128)
     s.add_argument("--max-aspect", type=float, default=3.0)
     s.add_argument("--multi-image-share", type=float, default=100 / 310)
@@ -88,7 +90,7 @@ def run(args) -> int:
         image_encoding=ImageEncoding(args.image_max_side, args.image_detail), prompt_version=args.prompt_version,
         prompt_dir=args.prompt_dir, cache_path=args.cache, image_root=args.image_root,
         shard_records=args.shard_records, price_in=args.price_in, price_out=args.price_out,
-        source_name=args.source_name, progress=not args.quiet,
+        source_name=args.source_name, on_bad_document=args.on_bad_document, progress=not args.quiet,
     )
     import logging
 

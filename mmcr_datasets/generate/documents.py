@@ -100,7 +100,7 @@ def list_document_files(path: Union[str, Path]) -> list[Path]:
     raise ReaderError(f"documents input {path} does not exist")
 
 
-def _iter_rows(file: Path) -> Iterator[tuple[str, dict]]:
+def _iter_rows(file: Path, *, skip_bad: bool = False, bad: Optional[list] = None) -> Iterator[tuple[str, dict]]:
     suffix = file.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -127,9 +127,16 @@ def _iter_rows(file: Path) -> Iterator[tuple[str, dict]]:
             if not line.strip():
                 continue
             try:
-                yield f"{file}:{lineno}", json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ReaderError(f"{file}:{lineno}: not valid JSON: {exc}") from None
+                message = f"{file}:{lineno}: not valid JSON: {exc}"
+                if not skip_bad:
+                    raise ReaderError(message) from None
+                logger.warning("skipped a document: %s", message)
+                if bad is not None:
+                    bad.append((f"{file}:{lineno}", message))
+                continue
+            yield f"{file}:{lineno}", row
 
 
 def _decode_data_url(url: str) -> Optional[bytes]:
@@ -213,14 +220,31 @@ def document_from_row(row: dict, source: str, base: Path) -> Document:
     return doc
 
 
+ON_BAD_DOCUMENT = ("raise", "skip")
+
+
 def read_documents(path: Union[str, Path, Iterable[Union[str, Path]]], *,
-                   image_root: Optional[Union[str, Path]] = None) -> Iterator[Document]:
-    """Yield every document of a file, folder or list of files, in order."""
+                   image_root: Optional[Union[str, Path]] = None, on_bad_document: str = "raise",
+                   bad: Optional[list] = None) -> Iterator[Document]:
+    """Yield every document of a file, folder or list of files, in order.
+
+    ``on_bad_document``: ``raise`` stops at the first row that is not valid JSON or not a
+    document; ``skip`` logs it, appends ``(source, reason)`` to ``bad`` and goes on.
+    """
+    if on_bad_document not in ON_BAD_DOCUMENT:
+        raise ValueError(f"on_bad_document must be one of {ON_BAD_DOCUMENT}, got {on_bad_document!r}")
     files = list_document_files(path) if isinstance(path, (str, Path)) else [Path(p) for p in path]
     for file in files:
         base = Path(image_root) if image_root is not None else file.parent
-        for source, row in _iter_rows(file):
-            yield document_from_row(row, source, base)
+        for source, row in _iter_rows(file, skip_bad=on_bad_document == "skip", bad=bad):
+            try:
+                yield document_from_row(row, source, base)
+            except ReaderError as exc:
+                if on_bad_document == "raise":
+                    raise
+                logger.warning("skipped a document: %s", exc)
+                if bad is not None:
+                    bad.append((source, str(exc)))
 
 
 class Deduplicator:

@@ -84,6 +84,7 @@ class GenerateConfig:
     price_in: float = 0.0  # per million prompt tokens
     price_out: float = 0.0  # per million completion tokens
     source_name: str = "docs"
+    on_bad_document: str = "raise"  # or "skip": log, count in the manifest, go on
     progress: bool = True
     handle_signals: bool = True
 
@@ -338,8 +339,10 @@ class Generator:
         model_pool = ThreadPoolExecutor(1, thread_name_prefix="mmcr-model")
         self._install_signals(loop)
         done = self.store.done_ids(self.run_fp)
-        tasks_iter = select_tasks(read_documents(cfg.docs, image_root=cfg.image_root), cfg.selection,
-                                  self.selection_stats)
+        self.bad_documents: list = []
+        docs = read_documents(cfg.docs, image_root=cfg.image_root, on_bad_document=cfg.on_bad_document,
+                              bad=self.bad_documents)
+        tasks_iter = select_tasks(docs, cfg.selection, self.selection_stats)
         buffer: list = []
         seq = 0
         exhausted = False
@@ -393,6 +396,16 @@ class Generator:
                     self._count(status, None)
                     accepted += status == OK
                     progress.update(status == OK, self.counts)
+        except Exception:
+            # e.g. an unreadable document: let the requests in flight finish (their replies are
+            # cached, so the next run does not pay for them again), then report the error
+            self.stop = True
+            if pending:
+                await asyncio.wait(list(pending))
+                for fut in pending:
+                    if not fut.cancelled():
+                        fut.exception()
+            raise
         finally:
             if prefetch is not None:
                 try:
@@ -505,7 +518,8 @@ class Generator:
             "usage_this_run": result.usage,
             "totals": result.totals,
             "prices_per_million_tokens": {"input": cfg.price_in, "output": cfg.price_out},
-            "selection": self.selection_stats.to_dict(),
+            "selection": dict(self.selection_stats.to_dict(), bad_documents=len(self.bad_documents)),
+            "bad_documents": [{"source": src, "reason": why} for src, why in self.bad_documents[:100]],
             "config": self.config_record,
             "run": self.run_fp,
             "shards": [Path(s).name for s in result.shards],

@@ -115,3 +115,13 @@ def test_deduplicator_counts():
     d = Deduplicator()
     assert d.claim_image("a") and not d.claim_image("a")
     assert d.dropped_images == 1
+
+
+def test_bad_rows_raise_or_are_skipped_and_counted(tmp_path):
+    good = DOCS.read_text().splitlines()[1].replace("../../../", str(REPO) + "/")
+    (tmp_path / "d.jsonl").write_text("\n".join([good, "{not json", json.dumps({"texts": ["a"], "images": []}), good]) + "\n")
+    with pytest.raises(ReaderError, match="not valid JSON"):
+        list(read_documents(tmp_path / "d.jsonl"))
+    bad: list = []
+    docs = list(read_documents(tmp_path / "d.jsonl", on_bad_document="skip", bad=bad))
+    assert len(docs) == 2 and [b[0].rsplit(":", 1)[1] for b in bad] == ["2", "3"]
