@@ -85,3 +85,17 @@ def test_fixes_are_explicit_and_logged():
     assert same == fixed and log == []
     with pytest.raises(ValueError):
         apply_fixes(rec, ["everything"])
+
+
+def test_fix_cli_repairs_and_logs(tmp_path, images, capsys):
+    rec = llava_record("x", images=["a.jpg", "b.jpg"], turns=8, placements={})
+    path = write_json(tmp_path / "t.json", [rec, llava_record("ok")])
+    assert main(["validate", str(path), "--image-root", str(images)]) == 1
+    out = tmp_path / "fixed.json"
+    assert main(["fix", str(path), "--fix", "missing_placeholders", "--out", str(out)]) == 0
+    fixed = json.loads(out.read_text())
+    assert fixed[0]["conversations"][0]["value"].startswith("<image>\n<image>\nQuestion 1")
+    assert fixed[1] == llava_record("ok")
+    log = [json.loads(l) for l in (tmp_path / "fixed.json.changes.jsonl").read_text().splitlines()]
+    assert [(c["record_id"], c["fix"]) for c in log] == [("x", "fix_missing_placeholders")]
+    assert main(["validate", str(out), "--image-root", str(images)]) == 0
