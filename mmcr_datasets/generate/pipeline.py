@@ -6,7 +6,8 @@ Output folder layout (``OUT``)::
     OUT/data/images/ab/<sha256>.jpg   the images, content-addressed, referenced relative to data/
     OUT/quarantine.jsonl              every task that did not become a record, with its reason
     OUT/provenance.jsonl              per record: document, domain score, repairs, tokens, model
-    OUT/manifest.json                 counts, token use and cost, configuration, timings
+    OUT/manifest.json                 counts, token use and cost, configuration, timings; written
+                                      last, so the output is complete exactly when it exists
     OUT/state.sqlite                  LLM cache and task outcomes (what makes resuming work)
 
 Resuming: every LLM reply is committed to the cache the moment it arrives, and every finished
@@ -161,7 +162,6 @@ class Generator:
         self.scorer = None
         self.stop = False
         self.counts = {OK: 0, QUARANTINED: 0, FILTERED: 0}
-        self.reasons: dict = {}
 
     # -- set-up ------------------------------------------------------------------------------
     def _load_models(self) -> None:
@@ -374,7 +374,7 @@ class Generator:
                     my_seq, seq = seq, seq + 1
                     if rid in done and done[rid] != FAILED:
                         status = done[rid]
-                        self._count(status, None)
+                        self._count(status)
                         accepted += status == OK
                         progress.update(status == OK, self.counts)
                         continue
@@ -393,7 +393,7 @@ class Generator:
                         continue
                     if status == "skipped":
                         continue
-                    self._count(status, None)
+                    self._count(status)
                     accepted += status == OK
                     progress.update(status == OK, self.counts)
         except Exception:
@@ -420,7 +420,7 @@ class Generator:
             raise fatal
         return not self.stop
 
-    def _count(self, status: str, _) -> None:
+    def _count(self, status: str) -> None:
         self.counts[status] = self.counts.get(status, 0) + 1
 
     def _install_signals(self, loop) -> None:
@@ -443,6 +443,7 @@ class Generator:
     def _finalize(self, result: GenerateResult) -> None:
         from ..writers import write_raw
 
+        (self.out / "manifest.json").unlink(missing_ok=True)  # written last: its presence means complete
         visited = set(self.visited)
         cut = None
         pct = self.cfg.alignment.percentile
