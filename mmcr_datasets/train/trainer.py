@@ -148,6 +148,24 @@ class _MMCRTrainerMixin:
         self.accelerator._dataloaders.append(loader)
         return loader
 
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Full-model checkpoints are written in the Hub key layout (``save_pretrained`` maps the
+        module names of several VLMs back to their original checkpoint names), which a plain
+        ``load_state_dict`` does not undo: it would resume from the *base* weights with only a
+        warning. Load them the way ``from_pretrained`` does instead."""
+        target = model if model is not None else self.model
+        unwrapped = self.accelerator.unwrap_model(target)
+        ckpt = Path(resume_from_checkpoint)
+        has_full = (ckpt / "model.safetensors").is_file() or (ckpt / "model.safetensors.index.json").is_file()
+        if (not has_full or self.is_fsdp_enabled or self.is_deepspeed_enabled or hasattr(unwrapped, "peft_config")
+                or not hasattr(type(unwrapped), "from_pretrained")):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        dtype = next(unwrapped.parameters()).dtype
+        fresh = type(unwrapped).from_pretrained(str(ckpt), dtype=dtype)
+        unwrapped.load_state_dict(fresh.state_dict(), strict=True)
+        del fresh
+        logger.info("loaded the model weights of %s", ckpt)
+
     def create_optimizer(self, *args, **kwargs):
         if self.mmcr_projector_lr is None or self.optimizer is not None:
             return super().create_optimizer(*args, **kwargs)
