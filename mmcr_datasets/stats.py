@@ -191,7 +191,7 @@ class DatasetStats:
             rows = np.concatenate(self._image_rows) if self._image_rows else np.zeros(0, np.int64)
             out["images"] = _dup_groups(keys, rows, ids, "sha256", max_groups, max_ids)
         keys = np.concatenate(self._dialogue_keys) if self._dialogue_keys else np.zeros(0, _KEY_DTYPE)
-        out["dialogues"] = _dup_groups(keys, np.arange(len(keys)), ids, "blake2b", max_groups, max_ids)
+        out["dialogues"] = _dup_groups(keys, np.arange(len(keys)), ids, "key", max_groups, max_ids)
         out["dialogues"]["compared"] = "messages and image bytes" if self.images_scanned else "messages only"
         vc = pc.value_counts(ids) if len(ids) else None
         repeated = []
@@ -1031,11 +1031,11 @@ def _dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbu
                    img_rows) -> np.ndarray:
     """One 16-byte key per dialogue, equal exactly when two dialogues have the same content.
 
-    The key is ``blake2b(text bytes of the dialogue, key=structure)``. The structure is a
+    The key mixes ``sha256(text bytes of the dialogue)`` with a structure fingerprint, a
     128-bit fingerprint computed for all dialogues at once with numpy: every content part is
     hashed (splitmix64, two seeds) from its position in the dialogue, text length, type, image
     index, message ordinal, role and, for an image part, the digest of the image's bytes; the
-    part hashes are summed per dialogue. So the per-dialogue Python work is one blake2b call.
+    part hashes are summed per dialogue. So the per-dialogue Python work is one sha256 call.
     (Two dialogues equal in every part but differing in an image no part refers to, or in an
     empty message, get the same key; validation rejects both shapes.)
     """
@@ -1075,13 +1075,16 @@ def _dialogue_keys(n, msg_row, part_msg, role_codes, is_text, is_img, index, tbu
             if nonempty.any():
                 fp[nonempty, k] = np.add.reduceat(acc, part_off[:-1][nonempty])
     fp[:, 0] ^= msgs_per_row.astype(np.uint64)  # dialogues made only of empty messages still differ by count
-    kview = memoryview(fp.astype("<u8").tobytes())
     tview = tbuf.view()
-    blake2b = hashlib.blake2b
+    sha256 = hashlib.sha256
     to = text_off.tolist()
-    out = b"".join([blake2b(tview[to[r]:to[r + 1]], digest_size=16, key=kview[16 * r:16 * r + 16]).digest()
-                    for r in range(n)])
-    return _keys_from_array(np.frombuffer(out, dtype=np.uint8).reshape(-1, 16))
+    text_digest = b"".join([sha256(tview[a:b]).digest()[:16] for a, b in zip(to[:-1], to[1:])])
+    words = np.frombuffer(text_digest, dtype="<u8").reshape(-1, 2)
+    # each word of the key is a bijective mix of text digest xor structure fingerprint
+    key = np.empty(n, dtype=_KEY_DTYPE)
+    key["hi"] = _mix(words[:, 0] ^ fp[:, 0])
+    key["lo"] = _mix(words[:, 1] ^ fp[:, 1] ^ _SEEDS[1])
+    return key
 
 
 def _list_of(offsets_from: pa.Array, values: pa.Array) -> pa.Array:

@@ -373,3 +373,29 @@ def test_word_counts_equal_str_split_on_unicode_text():
     for chunk in (arr, arr.slice(11, 1500), pa.array(texts, pa.large_string())):
         expected = [len(t.split()) if t else 0 for t in chunk.to_pylist()]
         assert _StringBuffer(chunk).word_counts().tolist() == expected
+
+
+def test_dialogue_keys_tell_apart_every_change_of_content():
+    import copy
+
+    images = _images()
+    base = canonical_record("base", images=["a.jpg", "b.jpg"], turns=8, placements={0: 1, 2: 1})
+    variants = {"same": copy.deepcopy(base)}
+    v = copy.deepcopy(base)
+    v["messages"][1]["content"][0]["text"] = "Answer 1!"  # one character
+    variants["char"] = v
+    v = copy.deepcopy(base)
+    v["images"] = ["a.jpg", "c.jpg"]  # other bytes for image 2
+    variants["image_bytes"] = v
+    variants["image_turn"] = canonical_record("x", images=["a.jpg", "b.jpg"], turns=8, placements={0: 1, 3: 1})
+    v = copy.deepcopy(base)
+    v["messages"][1]["content"] = [{"type": "text", "text": "Answer"}, {"type": "text", "text": " 1."}]
+    variants["split_part"] = v  # same characters, other part boundaries
+    v = copy.deepcopy(base)
+    v["messages"][0]["content"][1]["text"] = "Question 1?" + v["messages"][1]["content"][0]["text"]
+    v["messages"][1]["content"][0]["text"] = "x"
+    variants["moved_text"] = v
+    recs = [base] + [dict(r, id=f"v-{k}") for k, r in variants.items()]
+    d = compute_stats(table_from_records(recs, images)).to_dict()["duplicates"]["dialogues"]
+    assert d["duplicates"] == 1 and d["groups"] == 1
+    assert d["examples"][0]["dialogues"] == ["base", "v-same"]
