@@ -17,7 +17,7 @@ def test_generate_build_load_validate(tmp_path, llm_server, tiny_clip, monkeypat
 
     from mmcr_datasets.cli import main
     from mmcr_datasets.export import build_hub_folder
-    from mmcr_datasets.validation import validate_hub_folder
+    from mmcr_datasets.validation import validate_hub_folder, validate_path
 
     out = tmp_path / "gen"
     argv = ["-q", "generate", "--docs", str(DOCS), "--out", str(out), "--n", "100",
@@ -56,7 +56,11 @@ def test_generate_build_load_validate(tmp_path, llm_server, tiny_clip, monkeypat
     assert manifest["usage_this_run"]["requests"] == manifest["summary"]["tasks"]
     assert manifest["totals"]["prompt_tokens"] > 0
 
-    # The output builds (what `mmcr build --format messages` does), validates clean and loads.
+    # The raw output validates clean, images included; it builds (what `mmcr build --format
+    # messages` does), the built folder validates clean, and `load_dataset` reads it.
+    raw_report = validate_path(out / "data", format="messages", check_images=True)
+    assert raw_report.ok and not raw_report.issues, [i.format() for i in raw_report.issues]
+    assert raw_report.num_records == len(records)
     hub = tmp_path / "mmcr" / "310k"
     result = build_hub_folder(out / "data", hub, name="310k", format="messages")
     assert result.num_written == len(records) and result.num_rejected == 0
