@@ -118,6 +118,46 @@ def run_once(docs: Path, out: Path, base_url: str, concurrency: int) -> tuple[fl
     return seconds, result.accepted
 
 
+def run_raw_client(docs: Path, base_url: str, concurrency: int) -> tuple[float, int]:
+    """Baseline: the same requests sent by the bare ``openai`` client, nothing else.
+
+    No documents are read and nothing is parsed, validated or stored, so this is what the HTTP
+    client alone can do on this machine at this concurrency.
+    """
+    import asyncio
+
+    import openai
+    from openai.types.chat import ChatCompletion
+
+    from mmcr_datasets.generate.documents import read_documents
+    from mmcr_datasets.generate.prompting import build_dialogue_request, load_prompt
+    from mmcr_datasets.generate.selection import SelectionOptions, select_tasks
+    from mmcr_datasets.taxonomy import load_taxonomy
+
+    tax, prompt = load_taxonomy(), load_prompt("dialogue")
+    bodies = [{"model": "loopback", "messages": build_dialogue_request(t, "Natural", "Materials & Textures", tax,
+                                                                        prompt).messages}
+              for t in select_tasks(read_documents(docs), SelectionOptions(multi_image_share=0.0))]
+
+    async def go() -> float:
+        clients = [openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=60)
+                   for _ in range(max(1, concurrency // 8))]
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int, body: dict):
+            async with sem:
+                await clients[i % len(clients)].post("/chat/completions", body=body, cast_to=ChatCompletion)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[one(i, b) for i, b in enumerate(bodies)])
+        seconds = time.perf_counter() - t0
+        for c in clients:
+            await c.close()
+        return seconds
+
+    return asyncio.run(go()), len(bodies)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks-1", type=int, default=20, help="dialogues at concurrency 1 (default 20)")
@@ -141,6 +181,7 @@ def main(argv=None) -> int:
             s0 = _cpu_seconds(server.pid)
             tN, nN = run_once(docsN, tmp / "outN", base_url, args.concurrency)
             server_ms = (_cpu_seconds(server.pid) - s0) * 1000 / max(1, nN)
+            tR, nR = run_raw_client(docsN, base_url, args.concurrency)
     finally:
         server.terminate()
         server.join(5)
@@ -155,6 +196,9 @@ def main(argv=None) -> int:
           f"(ideal {r1 * args.concurrency:.2f}/s)")
     print(f"CPU per dialogue: pipeline {cpuN:.1f} ms, loopback server {server_ms:.1f} ms; "
           f"{os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+    rR = nR / tR
+    print(f"baseline, the same {nR} requests from the bare openai client at concurrency {args.concurrency}: "
+          f"{rR:.2f}/s; the pipeline runs at {rN / rR:.2f} of it")
     need = r1 * args.concurrency * cpuN / 1000
     print(f"at the ideal rate the pipeline needs {need:.0%} of one CPU core (the server another "
           f"{r1 * args.concurrency * server_ms / 1000:.0%}); below the target, check the load average")
