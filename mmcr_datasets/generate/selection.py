@@ -188,6 +188,7 @@ def select_tasks(docs: Iterable[Document], options: SelectionOptions = Selection
             stats.duplicate_documents += 1
             continue
         usable: list[tuple[int, TaskImage]] = []
+        seen_here: set = set()
         for img in doc.images:
             if img is None:
                 continue
@@ -199,9 +200,10 @@ def select_tasks(docs: Iterable[Document], options: SelectionOptions = Selection
                 stats.skip(reason)
                 continue
             digest = img.sha256
-            if not dedup.claim_image(digest):
+            if digest in dedup.images or digest in seen_here:
                 stats.duplicate_images += 1
                 continue
+            seen_here.add(digest)
             usable.append((img.position, TaskImage(digest, _ext(img.data), img.data)))
         if not usable:
             continue
@@ -210,6 +212,8 @@ def select_tasks(docs: Iterable[Document], options: SelectionOptions = Selection
         groups = _chunk(usable, options.max_images) if want_multi else [[u] for u in usable]
         title = str(doc.metadata.get("title") or "")
         for g, group in enumerate(groups[:options.max_tasks_per_doc]):
+            for _, img in group:  # only images that go into a dialogue are used up
+                dedup.claim_image(img.sha256)
             positions = [p for p, _ in group]
             if len(group) == 1:
                 stats.single_tasks += 1

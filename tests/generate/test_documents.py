@@ -125,3 +125,14 @@ def test_bad_rows_raise_or_are_skipped_and_counted(tmp_path):
     bad: list = []
     docs = list(read_documents(tmp_path / "d.jsonl", on_bad_document="skip", bad=bad))
     assert len(docs) == 2 and [b[0].rsplit(":", 1)[1] for b in bad] == ["2", "3"]
+
+
+def test_images_left_out_by_the_per_document_cap_stay_available(tmp_path):
+    a = {"id": "a", "texts": ["A page about three photographs.", None, None, None],
+         "images": [None, str(SAMPLE / "coffee.jpg"), str(SAMPLE / "rocket.jpg"), str(SAMPLE / "coins.jpg")]}
+    b = {"id": "b", "texts": ["Another page that reuses a photograph.", None], "images": [None, str(SAMPLE / "coins.jpg")]}
+    (tmp_path / "d.jsonl").write_text(json.dumps(a) + "\n" + json.dumps(b) + "\n")
+    opts = SelectionOptions(multi_image_share=0.0, max_tasks_per_doc=1)
+    tasks = list(select_tasks(read_documents(tmp_path / "d.jsonl"), opts))
+    assert [(t.doc_id, len(t.images)) for t in tasks] == [("a", 1), ("b", 1)]
+    assert tasks[1].images[0].data == (SAMPLE / "coins.jpg").read_bytes()
