@@ -91,11 +91,12 @@ class _Writer:
     at the end, from the piece lengths.
     """
 
-    __slots__ = ("pieces", "marks")
+    __slots__ = ("pieces", "marks", "suspect")
 
     def __init__(self):
         self.pieces: list[str] = []
         self.marks: list[int] = []
+        self.suspect = False  # set by formatters that pre-check text inline (``inline_literal_check``)
 
     def write(self, s: str) -> None:
         self.pieces.append(s)
@@ -149,6 +150,10 @@ class Formatter:
     special_patterns: tuple[str, ...] = ()  # regexes for numbered tokens such as <|image_3|>
     options: dict = {}
     max_images: Optional[int] = None
+    #: True when :meth:`render` sets ``w.suspect`` itself whenever a text it writes contains one of
+    #: the control tokens' first characters; the full literal-token check then runs only on those
+    #: dialogues (after rendering, re-rendering if text had to be escaped) instead of on all of them.
+    inline_literal_check: bool = False
 
     def __init__(self):
         toks = sorted(set(self.special_tokens), key=len, reverse=True)
@@ -175,10 +180,16 @@ class Formatter:
         if literal_tokens not in LITERAL_TOKEN_POLICIES:
             raise FormatterError(f"literal_tokens must be one of {LITERAL_TOKEN_POLICIES}, not {literal_tokens!r}")
         conv = to_conversation(row, system)
-        if literal_tokens != "keep":
+        check = literal_tokens != "keep"
+        if check and not self.inline_literal_check:
             conv = self._check_literal_tokens(conv, literal_tokens, row)
         w = _Writer()
         order = self.render(w, conv, add_generation_prompt, **opts)
+        if check and w.suspect:
+            checked = self._check_literal_tokens(conv, literal_tokens, row)
+            if checked is not conv:
+                w = _Writer()
+                order = self.render(w, checked, add_generation_prompt, **opts)
         if self.max_images is not None and len(order) > self.max_images:
             raise FormatterError(
                 f"{self.name} supports at most {self.max_images} image(s) per dialogue, but "

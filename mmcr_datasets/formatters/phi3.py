@@ -31,19 +31,27 @@ class Phi3VFormatter(Formatter):
     special_tokens = ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|endoftext|>")
     special_patterns = (r"<\|image_\d+\|>",)
     options = {"eos_token": "<|endoftext|>"}
+    inline_literal_check = True
 
     def render(self, w, conv, add_generation_prompt, eos_token="<|endoftext|>"):
         order: list[int] = []
         pieces = w.pieces
         write = pieces.append
         mark = w.marks.append
+        suspect = False
         if conv.system:
             write("<|system|>\n" + conv.system + "<|end|>\n")
+            suspect = "<" in conv.system
         for m in conv.messages:
             role = m["role"]
             c = m["content"]
-            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
-                    else join_with_newlines(c, _image, order))
+            if len(c) == 1 and c[0]["type"] == "text":
+                body = c[0]["text"]
+            else:
+                body = join_with_newlines(c, _image, order)
+                suspect = True  # image placeholders contain "<": let the full check look at the text
+            if "<" in body:
+                suspect = True
             if role == "assistant":
                 write("<|assistant|>\n")
                 mark(len(pieces))
@@ -53,4 +61,5 @@ class Phi3VFormatter(Formatter):
             elif role == "user":
                 write("<|user|>\n" + body + "<|end|>\n")
         write("<|assistant|>\n" if add_generation_prompt else eos_token)
+        w.suspect = suspect
         return order
