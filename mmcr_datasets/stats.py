@@ -780,6 +780,9 @@ def table_stats(table: pa.Table, *, config: str = "default", domain_names: Seque
     return st
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)  # set bits per byte value
+
+
 class _StringBuffer:
     """The UTF-8 bytes and offsets of a string array, as numpy views (no copies, no Python strings)."""
 
@@ -843,20 +846,33 @@ class _StringBuffer:
         return space
 
     def word_counts(self) -> np.ndarray:
-        """Words per string, exactly ``len(s.split())``."""
+        """Words per string, exactly ``len(s.split())``.
+
+        A word starts at byte ``j`` when byte ``j-1`` is a space and byte ``j`` is not (inside one
+        string), or at a string's first byte when that is not a space. The start flags are packed
+        into bits, so counting them per string is a prefix sum over bytes plus a popcount of the
+        partial byte at each end.
+        """
         if len(self.data) == 0:
             return np.zeros(self.length, dtype=np.int64)
         space = self.space_mask()
-        # a word starts at j when byte j-1 is a space and byte j is not (inside one string),
-        # or at a string's first byte when that is not a space
-        pos = np.flatnonzero(space[:-1] > space[1:]) + 1
+        flags = np.empty(len(space), dtype=bool)
+        flags[0] = False
+        np.greater(space[:-1], space[1:], out=flags[1:])
+        packed = np.append(np.packbits(flags), np.uint8(0))
+        prefix = np.concatenate([[0], np.cumsum(_POPCOUNT[packed], dtype=np.int64)])
+
+        def before(x):  # number of flags at positions < x
+            q, r = x >> 3, x & 7
+            mask = ((0xFF00 >> r) & 0xFF).astype(np.uint8)
+            return prefix[q] + _POPCOUNT[packed[q] & mask]
+
         starts, ends = self.offsets[:-1], self.offsets[1:]
-        inner = np.searchsorted(pos, ends, side="left") - np.searchsorted(pos, starts, side="right")
-        first = np.zeros(self.length, dtype=np.int64)
         nonempty = ends > starts
-        first[nonempty] = ~space[starts[nonempty]]
-        inner[~nonempty] = 0
-        return inner + first
+        out = np.zeros(self.length, dtype=np.int64)
+        s, e = starts[nonempty], ends[nonempty]
+        out[nonempty] = before(e) - before(s + 1) + ~space[s]
+        return out
 
     def contains_any(self, chars: bytes) -> np.ndarray:
         """Per string: does it contain any of these single bytes? (Fast when they are rare.)"""
