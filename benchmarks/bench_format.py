@@ -118,14 +118,19 @@ def main(argv=None) -> int:
         head += f" {'transformers (s)':>17} {'speed-up':>9}"
     print(head + "  identical")
     ok = True
+    ratios = {}
     for name in names:
         r = bench(name, rows, renderer, args.repeat, args.transformers)
         same = r["mismatches"] == 0
+        ratios[name] = r["ratio"]
         ok &= same and (args.min_ratio is None or r["ratio"] >= args.min_ratio)
         line = f"{name:<12} {r['ours']:>9.3f} {r['jinja']:>10.3f} {r['ratio']:>8.2f}x"
         if args.transformers:
             line += f" {r['transformers']:>17.3f} {r['transformers'] / r['ours']:>8.2f}x"
         print(line + "  " + ("yes" if same else "NO (%d differ)" % r["mismatches"]))
+    met = [n for n, v in ratios.items() if v >= 3.0]
+    print(f"target >= 3x over jinja: met by {len(met)} of {len(ratios)}"
+          + (f" (below: {', '.join(sorted(set(ratios) - set(met)))})" if len(met) < len(ratios) else ""))
     return 0 if ok else 1
 
 
