@@ -30,6 +30,7 @@ from typing import Any, Optional, Sequence
 from ..errors import MMCRError, require
 
 torch = require("torch", feature="the MMCR training collator", extra="train")
+np = require("numpy", feature="the MMCR training collator", extra="train")
 require("transformers", feature="the MMCR training collator", extra="train")
 
 from ..formatters import format_dialogue  # noqa: E402
@@ -220,14 +221,16 @@ class MMCRCollator:
 
     def _processor_call(self, formatted, **extra):
         images = [[load_image(img) for img in f.images] for f in formatted]
-        kwargs = dict(padding=True, padding_side="right", add_special_tokens=False, return_tensors="pt",
+        kwargs = dict(padding=True, padding_side="right", add_special_tokens=False,
                       pad_to_multiple_of=self.pad_to_multiple_of)
         kwargs.update(self.processor_kwargs)
         kwargs.update(extra)
         texts = [f.text for f in formatted]
         if all(not imgs for imgs in images):
-            return self.processor(text=texts, **kwargs)
-        return self.processor(text=texts, images=images, **kwargs)
+            enc = self.processor(text=texts, **kwargs)
+        else:
+            enc = self.processor(text=texts, images=images, **kwargs)
+        return _to_tensors(enc)
 
     def _encode(self, rows, formatted) -> tuple[dict, Any]:
         """One processor call for the batch; returns (encoding without offsets, labels tensor)."""
@@ -249,13 +252,13 @@ class MMCRCollator:
 
     def _labels_from_offsets(self, formatted, enc):
         ids = enc["input_ids"]
-        offsets = enc["offset_mapping"]
         labels = torch.full_like(ids, IGNORE_INDEX)
         for i, f in enumerate(formatted):
             spans = _shift_spans(f, enc["text_replacement_offsets"][i])
             if not spans:
                 continue
-            a, b = offsets[i, :, 0:1], offsets[i, :, 1:2]
+            offsets = torch.as_tensor(np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2))
+            a, b = offsets[:, 0:1], offsets[:, 1:2]
             s = torch.tensor([sp[0] for sp in spans]).unsqueeze(0)
             e = torch.tensor([sp[1] for sp in spans]).unsqueeze(0)
             hit = ((a < e) & (b > s)) | ((a == b) & (s <= a) & (a < e))
@@ -327,6 +330,26 @@ class MMCRCollator:
         with self._lock:
             self.stats = CollatorStats()
             self.seen_ids = []
+
+
+def _to_tensors(enc) -> dict:
+    """The processor's output as torch tensors, converted here rather than by the processor: its
+    generic converter walks nested Python lists element by element, which for the offset mapping
+    of a long batch costs more than the tokenisation itself. Offsets and replacements stay lists."""
+    out = {}
+    for key, value in enc.items():
+        if key in _DROP_KEYS or isinstance(value, torch.Tensor):
+            out[key] = value
+        elif isinstance(value, np.ndarray):
+            out[key] = torch.from_numpy(value)
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], np.ndarray):
+            out[key] = torch.from_numpy(np.stack(value))
+        elif isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)) \
+                and value[0] and isinstance(value[0][0], int):
+            out[key] = torch.tensor(value, dtype=torch.long)
+        else:
+            out[key] = torch.as_tensor(np.asarray(value))
+    return out
 
 
 def _shift_spans(formatted, replacements) -> list[tuple[int, int]]:
