@@ -15,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import functools
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -112,6 +115,15 @@ def classify_error(exc: BaseException) -> tuple[bool, str, Optional[float]]:
     return False, f"error_{type(exc).__name__}", None
 
 
+@functools.lru_cache(maxsize=None)
+def _post_takes_content(client_type) -> bool:
+    return "content" in inspect.signature(client_type.post).parameters
+
+
+def _takes_content(client) -> bool:
+    return _post_takes_content(type(client))
+
+
 def completion_content(response) -> str:
     """The assistant text of a chat-completion response body (a dict); ``ValueError`` if it has none."""
     try:
@@ -143,8 +155,12 @@ async def call_chat(client, payload: dict, policy: RetryPolicy, rng: Optional[ra
             # The client's generic POST: same auth, headers and typed errors as
             # ``chat.completions.create``, without its per-call request-params transformation and
             # pydantic response model, which cost milliseconds of CPU per call at high concurrency.
-            response = await client.post("/chat/completions", cast_to=object, content=body,
-                                         options={"timeout": policy.timeout, "headers": _JSON_HEADERS})
+            if _takes_content(client):
+                response = await client.post("/chat/completions", cast_to=object, content=body,
+                                             options={"timeout": policy.timeout, "headers": _JSON_HEADERS})
+            else:  # older openai releases: post() serialises the dict itself
+                response = await client.post("/chat/completions", cast_to=object, body=payload,
+                                             options={"timeout": policy.timeout})
             completion_content(response)  # raises ValueError on a body without a message
             outcome.response = response
             outcome.error = None
@@ -200,11 +216,10 @@ def make_async_client(base_url: Optional[str], api_key: str, connections: int):
     """An ``openai.AsyncOpenAI`` with retries off and a pool of ``connections`` keep-alive connections."""
     openai = require("openai", feature="the MMCR-Bench judge and OpenAI-compatible models", extra="eval")
     connections = max(connections, 1) + 2
-    try:
-        import httpx2 as httpx_mod  # the transport of openai>=3
-    except ImportError:  # pragma: no cover - older openai releases use httpx
-        httpx_mod = require("httpx", feature="the MMCR-Bench judge and OpenAI-compatible models", extra="eval")
-    limits = httpx_mod.Limits(max_connections=connections, max_keepalive_connections=connections)
+    # openai<3 is built on httpx, openai>=3 on httpx2: take Limits from the library openai uses.
+    base = next(c for c in openai.DefaultAsyncHttpxClient.__mro__ if c.__name__ == "AsyncClient")
+    http = importlib.import_module(base.__module__.split(".")[0])
+    limits = http.Limits(max_connections=connections, max_keepalive_connections=connections)
     http_client = openai.DefaultAsyncHttpxClient(limits=limits)
     return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, http_client=http_client)
 

@@ -82,8 +82,5 @@ def tiny_qwen2_vl():
     from mmcr_datasets.testing import tiny_models
 
     if hasattr(tiny_models, "tiny_model"):
-        try:
-            return tiny_models.tiny_model("qwen2_vl"), tiny_models.tiny_processor("qwen2_vl")
-        except Exception:  # noqa: BLE001 - fall back to the local recipe
-            pass
+        return tiny_models.tiny_model("qwen2_vl"), tiny_models.tiny_processor("qwen2_vl")
     return _own_tiny_qwen2_vl()

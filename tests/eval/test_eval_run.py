@@ -60,6 +60,33 @@ def test_tiny_transformers_model_with_own_history(bench_dir, judge_server, tiny_
     assert "Contextual accuracy" in (tmp_path / "run" / "report.md").read_text()
 
 
+@pytest.mark.parametrize("family, formatter", [("llava", "llava_v1"), ("idefics3", "idefics3")])
+def test_transformers_adapter_batches_other_families(bench_dir, family, formatter):
+    pytest.importorskip("torch")
+    import torch
+
+    from mmcr_datasets.eval import build_request, load_dialogues
+    from mmcr_datasets.eval.bench import turn_pairs
+    from mmcr_datasets.testing import tiny_models
+
+    if not hasattr(tiny_models, "tiny_model"):
+        pytest.skip("mmcr_datasets.testing.tiny_models has no tiny_model yet")
+    dialogues = load_dialogues(bench_dir, limit=2)
+    # the first and last turn of two dialogues: 1 to 2 images, short and long prompts in one batch
+    requests = [build_request(d, k, [a.text for _, a in turn_pairs(d)][:k])
+                for d in dialogues for k in (0, len(turn_pairs(d)) - 1)]
+    adapter = TransformersModel(tiny_models.tiny_model(family), tiny_models.tiny_processor(family), batch_size=4,
+                                max_new_tokens=3, formatter=formatter)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        generations = adapter.generate(requests)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(generations) == 4 and all(g.error is None and isinstance(g.text, str) for g in generations)
+    assert all(0 < g.completion_tokens <= 3 for g in generations)
+
+
 def test_reference_history_requests_carry_reference_answers_and_images(bench_dir, judge_server, tmp_path):
     seen = []
 
