@@ -67,6 +67,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..errors import require
 
+    if args.domain_method == "fixed" and not (args.domain and args.subtopic):
+        raise ValueError("--domain-method fixed needs --domain and --subtopic")
     require("openai", feature="mmcr generate", extra="generate")
     from ..generate.alignment import AlignmentFilter
     from ..generate.llm import LLMSettings
@@ -74,8 +76,6 @@ def run(args) -> int:
     from ..generate.prompting import ImageEncoding
     from ..generate.selection import ImageFilter, SelectionOptions
 
-    if args.domain_method == "fixed" and not (args.domain and args.subtopic):
-        raise ValueError("--domain-method fixed needs --domain and --subtopic")
     llm = LLMSettings(model=args.llm_model, base_url=args.llm_base_url, api_key=os.environ.get(args.api_key_env),
                       temperature=args.temperature, max_tokens=args.max_tokens, json_mode=not args.no_json_mode,
                       timeout=args.timeout, max_retries=args.max_retries, backoff_base=args.backoff, seed=args.seed)

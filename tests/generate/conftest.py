@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("openai")
-pytest.importorskip("fastapi")
-pytest.importorskip("uvicorn")
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gen_helpers import DOCS, flaw_rule  # noqa: E402
@@ -23,7 +19,9 @@ def docs_path() -> Path:
 
 @pytest.fixture
 def llm_server():
-    """A loopback OpenAI-compatible server answering generation requests (with the flaws above)."""
+    """A loopback OpenAI-compatible server answering generation requests (with the flaws in gen_helpers)."""
+    for module in ("openai", "fastapi", "uvicorn"):
+        pytest.importorskip(module)
     from mmcr_datasets.generate.fake_llm import flawed_by
     from mmcr_datasets.testing.openai_server import OpenAIServer
 

@@ -6,6 +6,9 @@ import json
 
 import pytest
 
+for _module in ("openai", "fastapi", "uvicorn"):  # the [generate] extra and the loopback server
+    pytest.importorskip(_module)
+
 from gen_helpers import BAD_DOCS, DOCS, read_jsonl
 
 pytest.importorskip("torch")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from gen_helpers import DOCS, REPO
 
 
@@ -33,6 +35,7 @@ def test_usage_errors(tmp_path, capsys):
     base = ["generate", "--out", str(tmp_path / "o"), "--llm-model", "m", "--llm-base-url", "http://127.0.0.1:9/v1"]
     assert main(base + ["--docs", str(DOCS), "--domain-method", "fixed"]) == 2
     assert main(base + ["--docs", str(DOCS), "--clip-threshold", "0.1", "--clip-percentile", "5"]) == 2
+    pytest.importorskip("openai")
     assert main(base + ["--docs", str(tmp_path / "missing.jsonl"), "--domain-method", "fixed",
                         "--domain", "Natural", "--subtopic", "Materials & Textures"]) == 1
     assert "does not exist" in capsys.readouterr().err

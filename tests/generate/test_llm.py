@@ -6,6 +6,9 @@ import asyncio
 
 import pytest
 
+for _module in ("openai", "fastapi", "uvicorn"):  # the [generate] extra and the loopback server
+    pytest.importorskip(_module)
+
 from gen_helpers import fast_llm
 
 from mmcr_datasets.generate.llm import LLMCallError, LLMClient, LLMFatalError

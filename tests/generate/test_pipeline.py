@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+for _module in ("openai", "fastapi", "uvicorn"):  # the [generate] extra and the loopback server
+    pytest.importorskip(_module)
+
 from gen_helpers import DOCS, BAD_DOCS, fast_llm, flaw_rule, read_jsonl
 
 from mmcr_datasets.generate.fake_llm import flawed_by

@@ -10,6 +10,9 @@ import time
 
 import pytest
 
+for _module in ("openai", "fastapi", "uvicorn"):  # the [generate] extra and the loopback server
+    pytest.importorskip(_module)
+
 from gen_helpers import BAD_DOCS, DOCS, REPO, read_jsonl
 
 CONCURRENCY = 2
