@@ -1,4 +1,8 @@
-"""``mmcr eval``: evaluate a model on MMCR-Bench with an LLM judge; resumable (run it again to finish)."""
+"""``mmcr eval``: evaluate a model on MMCR-Bench with an LLM judge; resumable (run it again to finish).
+
+``mmcr eval-export``: write MMCR-Bench for another harness (an lmms-eval task folder, or the
+VLMEvalKit multi-turn TSV).
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,30 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--format", dest="report_format", choices=["text", "json"], default="text")
     p.set_defaults(func=run)
+
+    e = sub.add_parser("eval-export", help="write MMCR-Bench as an lmms-eval task folder or a VLMEvalKit TSV")
+    e.add_argument("--data", required=True, metavar="PATH_OR_ID", help="as for `mmcr eval`")
+    e.add_argument("--image-root", metavar="DIR", help="image folder for raw input formats")
+    e.add_argument("--to", required=True, choices=["lmms-eval", "vlmevalkit"], dest="target")
+    e.add_argument("--out", required=True, metavar="PATH",
+                   help="task folder (lmms-eval) or .tsv file (vlmevalkit)")
+    e.add_argument("--task", default="mmcr_bench", help="lmms-eval task name")
+    e.add_argument("--judge-model", default="gpt-4o", help="default judge model written into the lmms-eval hooks")
+    e.add_argument("--taxonomy", metavar="FILE", help="taxonomy JSON to use instead of the packaged one")
+    e.set_defaults(func=run_export)
+
+
+def run_export(args) -> int:
+    from ..eval.exports import export_lmms_eval, export_vlmevalkit_tsv
+
+    if args.target == "lmms-eval":
+        path = export_lmms_eval(args.data, args.out, task=args.task, judge_model=args.judge_model,
+                                taxonomy=args.taxonomy, image_root=args.image_root)
+        print(f"wrote {path}; run: lmms_eval --tasks {args.task} --include_path {args.out} --model ...")
+    else:
+        path = export_vlmevalkit_tsv(args.data, args.out, taxonomy=args.taxonomy, image_root=args.image_root)
+        print(f"wrote {path}")
+    return 0
 
 
 def run(args) -> int:

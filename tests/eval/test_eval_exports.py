@@ -82,3 +82,13 @@ def test_vlmevalkit_multiturn_tsv(bench_dir, tmp_path):
         assert all(base64.b64decode(img)[:3] == b"\xff\xd8\xff" for img in images)
         assert (row["dialogue_type"] == "single_image") == (len(images) == 1)
     assert total_turns == BENCH_TURNS
+
+
+def test_eval_export_cli(bench_dir, tmp_path, capsys):
+    from mmcr_datasets.cli import main
+
+    assert main(["eval-export", "--data", str(bench_dir), "--to", "vlmevalkit", "--out", str(tmp_path / "b.tsv")]) == 0
+    assert (tmp_path / "b.tsv").stat().st_size > 0
+    assert main(["eval-export", "--data", str(bench_dir), "--to", "lmms-eval", "--out", str(tmp_path / "task"),
+                 "--task", "mmcr_small"]) == 0
+    assert (tmp_path / "task" / "mmcr_small.yaml").is_file() and "--include_path" in capsys.readouterr().out
