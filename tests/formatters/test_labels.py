@@ -84,19 +84,22 @@ def test_methods_agree(rows):
         assert a["input_ids"] == b["input_ids"] and a["labels"] == b["labels"]
 
 
-def test_matches_processor_chat_template(rows):
-    """With the family's real chat template installed on the processor, transformers'
-    apply_chat_template produces the same ids as tokenize_dialogue."""
+# (SmolVLM's apply_chat_template reads its video processor, which needs torchvision: not here.)
+@pytest.mark.parametrize("family", ["qwen2_vl", "idefics3"])
+def test_matches_processor_chat_template(rows, family):
+    """With the family's real chat template given to the processor, transformers'
+    apply_chat_template produces the same text and ids as tokenize_dialogue."""
     from mmcr_datasets.testing.reference_templates import reference_dir, reference_source
 
     if reference_dir() is None:
         pytest.skip("reference chat templates are not available")
     from mmcr_datasets.labels import load_image
 
-    processor = cached_processor("qwen2_vl")
+    processor = cached_processor(family)
+    fmt = FAMILIES[family]
     row = rows[11]
-    out = tokenize_dialogue(row, "qwen2_vl", processor, return_formatted=True)
-    text = processor.apply_chat_template(row["messages"], chat_template=reference_source("qwen2_vl"), tokenize=False)
+    out = tokenize_dialogue(row, fmt, processor, return_formatted=True)
+    text = processor.apply_chat_template(row["messages"], chat_template=reference_source(fmt), tokenize=False)
     assert text == out["formatted"].text
     enc = processor(text=[text], images=[load_image(i) for i in out["formatted"].images], add_special_tokens=False)
     assert list(enc["input_ids"][0]) == out["input_ids"]
