@@ -91,6 +91,13 @@ def _accuracy(records, *, n_boot, seed, label, level) -> dict:
     }
 
 
+def reason_kind(status: str, reason: str) -> str:
+    """A reason without its details, for counting: ``out_of_range+missing``, ``call_failed:timeout``."""
+    if status == "unparsed":
+        return "+".join(sorted({part.split(":")[0] for part in reason.split(";")}))
+    return ":".join(part.strip() for part in reason.split(":")[:2])
+
+
 def score_turns(records: Sequence[dict], *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
     """All scores of a run from its per-turn records (see the module docstring)."""
     status_counts: dict = defaultdict(int)
@@ -98,7 +105,7 @@ def score_turns(records: Sequence[dict], *, n_boot: int = 1000, seed: int = 0, l
     for rec in records:
         status_counts[rec.get("status") or "unknown"] += 1
         if rec.get("status") != "ok" and rec.get("reason"):
-            reasons[str(rec["reason"]).split(":")[0] if rec["status"] != "unparsed" else str(rec["reason"])] += 1
+            reasons[reason_kind(rec["status"], str(rec["reason"]))] += 1
     head = _accuracy(records, n_boot=n_boot, seed=seed, label="total", level=level)
     dims = {}
     for key in SCORE_KEYS:
