@@ -549,6 +549,9 @@ def _sources(data, *, taxonomy, config, images, batch_rows) -> list[_Source]:
             if not shards:
                 raise FileNotFoundError(f"no parquet shards under {path} (expected <config>/<split>-*.parquet)")
         elif path.is_file():
+            if path.suffix != ".parquet":
+                raise ValueError(f"{path} is not a parquet file; statistics read Hub folders and parquet shards. "
+                                 f"Build raw records first: mmcr build {path} --out DIR")
             shards = [path]
         else:
             raise FileNotFoundError(f"{path} does not exist")

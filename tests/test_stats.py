@@ -286,6 +286,9 @@ def test_cli_stats(built_sample, tmp_path, capsys):
     assert "## Overview" in md and "](plots/domain.png)" in md
     assert (tmp_path / "plots" / "domain.png").is_file()
     assert main(["-q", "stats", str(tmp_path / "missing")]) == 2
+    capsys.readouterr()
+    assert main(["-q", "stats", str(SAMPLE / "310k" / "train.json")]) == 2
+    assert "mmcr build" in capsys.readouterr().err
 
 
 def _image_zoo() -> dict:
