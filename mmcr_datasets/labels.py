@@ -112,6 +112,8 @@ def tokenize_dialogue(
     (``pixel_values``, ``image_grid_thw``, ...). With ``return_formatted=True``, ``formatted`` holds
     the :class:`FormattedDialogue` (leave it off inside ``Dataset.map``, which stores only plain data).
 
+    Given a bare tokenizer (or a dialogue without images), nothing is expanded: each image stays
+    the single placeholder token the formatter wrote, and no pixel inputs are returned.
     The text is tokenized without adding special tokens (the formatted text already carries the
     family's BOS where its template writes one). ``return_tensors="pt"`` returns tensors with a
     batch dimension of one; the default returns lists for the ids and the processor's arrays.
