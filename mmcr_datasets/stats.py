@@ -184,6 +184,18 @@ class DatasetStats:
 
     def duplicates(self, *, max_groups: int = 10, max_ids: int = 5) -> dict:
         """Exact duplicate images (same bytes), dialogues (same messages and images) and ids."""
+        import copy
+
+        state = (self.num_dialogues, len(self._image_keys), len(self._dialogue_keys), len(self._ids), max_groups,
+                 max_ids)
+        cached = self.__dict__.get("_dup_cache")
+        if cached is not None and cached[0] == state:
+            return copy.deepcopy(cached[1])
+        out = self._duplicates(max_groups, max_ids)
+        self.__dict__["_dup_cache"] = (state, copy.deepcopy(out))
+        return out
+
+    def _duplicates(self, max_groups: int, max_ids: int) -> dict:
         ids = self._all_ids()
         out = {}
         if self.images_scanned:
@@ -367,22 +379,28 @@ def _summarise(hist: Counter, *, histograms: bool = True) -> dict:
 
 def _dup_groups(keys: np.ndarray, rows: np.ndarray, ids: pa.Array, algo: str, max_groups: int,
                 max_ids: int) -> dict:
+    """Group equal keys (sort, then compare neighbours); describe the largest groups."""
     n = len(keys)
     if n == 0:
         return {"total": 0, "distinct": 0, "duplicates": 0, "groups": 0, "examples": []}
-    uniq, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    dup_groups = np.flatnonzero(counts > 1)
+    order = np.lexsort((keys["lo"], keys["hi"]))
+    hi, lo = keys["hi"][order], keys["lo"][order]
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+    starts = np.flatnonzero(new_group)
+    counts = np.diff(np.append(starts, n))
+    dup = np.flatnonzero(counts > 1)
     examples = []
-    if len(dup_groups):
-        ranked = sorted(dup_groups.tolist(), key=lambda g: (-int(counts[g]), _key_hex(uniq[g])))[:max_groups]
-        for g in ranked:
-            members = rows[inverse == g]
+    if len(dup):
+        # largest groups first, ties by key, so the examples do not depend on the order of the data
+        pick = dup[np.lexsort((lo[starts[dup]], hi[starts[dup]], -counts[dup]))][:max_groups]
+        for g in pick.tolist():
+            members = rows[order[starts[g]:starts[g] + counts[g]]]
             member_ids = sorted(set(ids.take(pa.array(members)).to_pylist())) if len(ids) else []
-            examples.append({algo: _key_hex(uniq[g]), "count": int(counts[g]), "dialogues": member_ids[:max_ids],
-                             "num_dialogues": len(member_ids)})
-    return {"total": int(n), "distinct": int(len(uniq)), "duplicates": int(n - len(uniq)),
-            "groups": int(len(dup_groups)), "examples": examples}
+            examples.append({algo: _key_hex(keys[order[starts[g]]]), "count": int(counts[g]),
+                             "dialogues": member_ids[:max_ids], "num_dialogues": len(member_ids)})
+    return {"total": int(n), "distinct": int(len(starts)), "duplicates": int(n - len(starts)),
+            "groups": int(len(dup)), "examples": examples}
 
 
 # -- computing ----------------------------------------------------------------------------------
