@@ -35,6 +35,11 @@ _LAZY = {
     "MMCR310k": ("builders", "MMCR310k"),
     "MMCRBench": ("builders", "MMCRBench"),
     "write_raw": ("writers", "write_raw"),
+    "format_dialogue": ("formatters", "format_dialogue"),
+    "list_formatters": ("formatters", "list_formatters"),
+    "get_formatter": ("formatters", "get_formatter"),
+    "register_formatter": ("formatters", "register_formatter"),
+    "tokenize_dialogue": ("labels", "tokenize_dialogue"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
