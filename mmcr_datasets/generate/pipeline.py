@@ -238,16 +238,20 @@ class Generator:
     def _record_id(self, task: Task) -> str:
         return "gen-" + digest(self.dialogue_fp, task.key)[:20]
 
-    def _quarantine(self, rid, seq, task, a, code, message, fresh=None, status=QUARANTINED, **extra) -> str:
+    def _quarantine(self, rid, seq, task, a, code, message, fresh=None, status=QUARANTINED, **extra) -> tuple:
         entry = {"id": rid, "reason": code, "message": message, "doc_id": task.doc_id, "source": task.source,
                  "group": task.group, "dialogue_type": task.dialogue_type,
                  "images": [img.name for img in task.images],
                  "domain": a.to_dict() if a is not None else None}
         entry.update(extra)
-        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, status, entry, {})
-        return status
+        return status, (fresh, self.run_fp, rid, seq, status, entry, {})
 
-    async def _process(self, seq: int, task: Task, a: DomainAssignment, rid: str, loop, model_pool) -> str:
+    async def _process(self, seq: int, task: Task, a: DomainAssignment, rid: str, loop, model_pool) -> tuple:
+        """Run one task; return its status and the rows to store (see :meth:`Store.put_outcomes`).
+
+        Nothing is written here: the main loop stores the outcomes of all tasks that finished
+        together in one commit, right after they finish.
+        """
         if a.problem:
             return self._quarantine(rid, seq, task, a, a.problem, "no domain could be assigned")
         req = build_dialogue_request(task, a.domain, a.subtopic, self.taxonomy, self.prompt, self.cfg.image_encoding)
@@ -256,7 +260,7 @@ class Generator:
         fresh = None  # a reply not yet in the cache: committed together with the outcome
         if reply is None:
             if self.stop:
-                return "skipped"
+                return "skipped", None
             async with self.sem:
                 try:
                     r = await self.client.complete(req.messages)
@@ -304,8 +308,7 @@ class Generator:
         thr = self.cfg.alignment.threshold
         if thr is not None and provenance["alignment"] is not None and provenance["alignment"] < thr:
             status = FILTERED
-        self.store.put_reply_and_outcome(fresh, self.run_fp, rid, seq, status, record, provenance)
-        return status
+        return status, (fresh, self.run_fp, rid, seq, status, record, provenance)
 
     def _next_chunk(self, tasks_iter) -> list:
         """The next tasks, with their images already in the output folder (runs in a worker thread).
@@ -383,14 +386,17 @@ class Generator:
                 if not pending:
                     break
                 finished, _ = await asyncio.wait(list(pending), return_when=asyncio.FIRST_COMPLETED)
+                results = []
                 for fut in finished:
-                    rid = pending.pop(fut)
+                    pending.pop(fut)
                     try:
-                        status = fut.result()
+                        results.append(fut.result())
                     except Exception as exc:  # LLMFatalError, or a bug: stop cleanly, then raise
                         fatal = fatal or exc
                         self.stop = True
-                        continue
+                # one commit for every task that finished together: replies and outcomes
+                self.store.put_outcomes([rows for _, rows in results if rows is not None])
+                for status, _ in results:
                     if status == "skipped":
                         continue
                     self._count(status)
@@ -402,9 +408,8 @@ class Generator:
             self.stop = True
             if pending:
                 await asyncio.wait(list(pending))
-                for fut in pending:
-                    if not fut.cancelled():
-                        fut.exception()
+                self.store.put_outcomes([f.result()[1] for f in pending
+                                         if not f.cancelled() and f.exception() is None and f.result()[1] is not None])
             raise
         finally:
             if prefetch is not None:

@@ -72,16 +72,17 @@ class Store:
         self.db.execute("INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (key, content, finish_reason, prompt_tokens, completion_tokens, attempts, time.time()))
 
-    def put_reply_and_outcome(self, reply: Optional[tuple], run: str, rid: str, seq: int, status: str,
-                              payload: dict, provenance: dict) -> None:
-        """Store a fresh reply (``put_reply`` arguments) and the task's outcome in one commit."""
-        if reply is None:
-            self.put_outcome(run, rid, seq, status, payload, provenance)
+    def put_outcomes(self, rows: list) -> None:
+        """Store finished tasks in one commit. Each row: ``(reply, run, id, seq, status, payload,
+        provenance)`` where ``reply`` holds ``put_reply``'s arguments for a fresh reply, or None."""
+        if not rows:
             return
         self.db.execute("BEGIN")
         try:
-            self.put_reply(*reply)
-            self.put_outcome(run, rid, seq, status, payload, provenance)
+            for reply, run, rid, seq, status, payload, provenance in rows:
+                if reply is not None:
+                    self.put_reply(*reply)
+                self.put_outcome(run, rid, seq, status, payload, provenance)
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
