@@ -31,7 +31,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    import torch
     import yaml
+
+    torch.set_num_threads(1)  # tiny matrices: one thread is fastest, and avoids oversubscribing a busy CPU
 
     from mmcr_datasets.export import build_hub_folder
     from mmcr_datasets.resources import sample_dir
