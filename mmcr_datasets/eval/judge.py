@@ -12,7 +12,6 @@ keys and non-numbers make the judgement *unparsed*, with the reason recorded.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -22,7 +21,7 @@ import string
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from ..errors import MMCRError
 from .client import (ClientPool, RetryPolicy, call_chat, completion_content, completion_usage, redact_url,
@@ -325,7 +324,7 @@ class Judge:
 
     async def ajudge_many(self, items: Sequence[JudgeItem], on_result=None) -> list[Judgement]:
         results: list = [None] * len(items)
-        pending = []
+        pending, waiting = [], {}
         for i, item in enumerate(items):
             payload = self.build_payload(item)
             key = self.cache_key(payload)
@@ -337,7 +336,10 @@ class Judge:
                 results[i] = j
                 if on_result:
                     on_result(j)
+            elif key in waiting:  # the very same judge input twice: ask once, answer both
+                waiting[key].append(i)
             else:
+                waiting[key] = []
                 pending.append((i, item, payload, key))
         if not pending:
             return results
@@ -350,6 +352,11 @@ class Judge:
             results[i] = j
             if on_result:
                 on_result(j)
+            for other in waiting[key]:
+                copy = replace(j, dialogue_id=items[other].dialogue_id, turn=items[other].turn, cached=True)
+                results[other] = copy
+                if on_result:
+                    on_result(copy)
 
         try:
             await run_workers(pending, self.config.concurrency, pool, handle)
@@ -371,6 +378,8 @@ class Judge:
                 acc.retried[r] = acc.retried.get(r, 0) + n
             if outcome.response is None:
                 acc.calls += 1
+                acc.prompt_tokens += pt
+                acc.completion_tokens += ct
                 return Judgement(item.dialogue_id, item.turn, key, "failed", None, f"call_failed:{outcome.error}",
                                  None, pt, ct, attempts)
             p_tokens, c_tokens = completion_usage(outcome.response)

@@ -7,13 +7,12 @@ generation settings; the runner uses them to key cached answers, so changing eit
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
 
 from ..errors import MMCRError, require
 from .bench import TurnRequest

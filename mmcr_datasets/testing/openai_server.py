@@ -35,7 +35,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 FAULT_KINDS = ("rate_limit", "server_error", "slow", "drop", "malformed_body", "partial_json",
                "malformed_content", "out_of_range")

@@ -183,3 +183,11 @@ def test_fault_kind_validation():
         Fault("explode")
     with pytest.raises(ValueError):
         FaultPlan({"drop": 0.7, "slow": 0.5})
+
+
+def test_identical_inputs_in_one_batch_are_asked_once(judge_server):
+    judge = Judge(JudgeConfig(model="j", base_url=judge_server.base_url, concurrency=4))
+    twin = JudgeItem("d2", 3, "(no earlier turns)", "[image 1] What is it?", "A cat.", "It is a cat.")
+    first, second = judge.judge_many([_item(), twin])
+    assert judge_server.stats.requests == 1 and first.scores == second.scores
+    assert (second.dialogue_id, second.turn, second.cached) == ("d2", 3, True)

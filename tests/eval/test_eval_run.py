@@ -230,7 +230,7 @@ def test_killed_run_resumes_to_the_same_scores(bench_dir, tmp_path, monkeypatch)
         assert main(command(tmp_path / "fresh")[3:]) == 0
 
     assert _cache_counts(out / "cache.sqlite") == BENCH_TURNS
-    (run_a, turns_a), (run_b, turns_b) = load_run(out), load_run(tmp_path / "fresh")
+    (run_a, turns_a), (_, turns_b) = load_run(out), load_run(tmp_path / "fresh")
     _assert_one_record_per_turn(turns_a)
     strip = lambda ts: [{k: v for k, v in t.items() if k != "cached"} for t in ts]  # noqa: E731
     assert strip(turns_a) == strip(turns_b)
