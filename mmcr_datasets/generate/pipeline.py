@@ -545,7 +545,7 @@ class Generator:
         self.store = Store(self.cfg.cache_path or self.out / "state.sqlite")
         try:
             self.store.register_run(self.run_fp, self.config_record)
-            complete = asyncio.run(self._run_async())
+            complete = _run_coroutine(self._run_async)
             result = GenerateResult(self.out, tasks=len(self.visited), usage=self.usage.to_dict())
             if not complete:
                 result.interrupted = True
@@ -557,6 +557,16 @@ class Generator:
             return result
         finally:
             self.store.close()
+
+
+def _run_coroutine(factory):
+    """``asyncio.run``, also from inside a running event loop (a notebook): then in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with ThreadPoolExecutor(1, thread_name_prefix="mmcr-generate") as pool:
+        return pool.submit(asyncio.run, factory()).result()
 
 
 def run_generation(config: GenerateConfig) -> GenerateResult:

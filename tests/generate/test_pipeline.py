@@ -55,3 +55,13 @@ def test_cost_shards_and_manifest(tmp_path, llm_server):
     images = {p.relative_to(out / "data").as_posix() for p in (out / "data" / "images").rglob("*.*")}
     used = {i for r in read_jsonl(out / "data" / "part-00000.jsonl") for i in r["images"]}
     assert images == used
+
+
+def test_runs_inside_a_running_event_loop(tmp_path, llm_server):
+    """A notebook already runs an event loop; run_generation must still work there."""
+    import asyncio
+
+    async def inside():
+        return run_generation(_config(tmp_path, llm_server.base_url, n=1))
+
+    assert asyncio.run(inside()).accepted == 1
