@@ -40,7 +40,9 @@ def run(request, tiny_dirs, demo_dir, tmp_path_factory):
 
     family, method, trainer = request.param
     out = tmp_path_factory.mktemp(f"run_{family}")
-    cfg = _config(tiny_dirs[family], demo_dir / "mmcr" / "310k", out, method, trainer)
+    # the first run logs with report_to=auto (TensorBoard when installed), the others log nowhere
+    extra = {"report_to": "auto"} if family == "qwen2_vl" else {}
+    cfg = _config(tiny_dirs[family], demo_dir / "mmcr" / "310k", out, method, trainer, **extra)
     return {"family": family, "method": method, "trainer": trainer, "out": out, "cfg": cfg, "result": train(cfg)}
 
 
@@ -51,6 +53,14 @@ def test_loss_falls_markedly(run):
     assert last < 0.8 * first, losses
     assert run["result"].eval_metrics["eval_loss"] > 0
     assert run["result"].collator_stats["dropped_too_long"] == 0
+
+
+def test_tensorboard_logs_when_installed(run):
+    import importlib.util
+
+    if run["cfg"].training.report_to != "auto" or importlib.util.find_spec("tensorboard") is None:
+        pytest.skip("only the report_to=auto run, with tensorboard installed")
+    assert list((run["out"] / "runs").rglob("events.out.tfevents.*"))
 
 
 def test_checkpoints_save_and_resume_continues_from_the_saved_step(run, tmp_path):
