@@ -40,6 +40,10 @@ _LAZY = {
     "get_formatter": ("formatters", "get_formatter"),
     "register_formatter": ("formatters", "register_formatter"),
     "tokenize_dialogue": ("labels", "tokenize_dialogue"),
+    "compute_stats": ("stats", "compute_stats"),
+    "DatasetStats": ("stats", "DatasetStats"),
+    "stratified_subset": ("sampling", "stratified_subset"),
+    "nested_subsets": ("sampling", "nested_subsets"),
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

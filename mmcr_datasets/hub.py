@@ -77,7 +77,7 @@ def push_to_hub(folder, repo_id: str, *, token: Optional[str] = None, private: b
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset", revision=revision,
                              commit_message=commit_message or f"Upload {repo_id} with mmcr-datasets",
-                             allow_patterns=["README.md", "*/*.parquet"])
+                             allow_patterns=["README.md", "*/*.parquet", "plots/*.png"])
     return str(getattr(info, "commit_url", info))
 
 
