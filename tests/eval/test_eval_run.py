@@ -87,6 +87,36 @@ def test_transformers_adapter_batches_other_families(bench_dir, family, formatte
     assert all(0 < g.completion_tokens <= 3 for g in generations)
 
 
+def test_cli_with_a_saved_local_model_and_images_sent_to_the_judge(bench_dir, judge_server, tmp_path, capsys):
+    pytest.importorskip("torch")
+    import torch
+
+    from mmcr_datasets.testing import tiny_models
+
+    if not hasattr(tiny_models, "tiny_model"):
+        pytest.skip("mmcr_datasets.testing.tiny_models has no tiny_model yet")
+    folder = tmp_path / "tiny-llava"
+    tiny_models.tiny_model("llava").save_pretrained(folder)
+    tiny_models.tiny_processor("llava").save_pretrained(folder)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(["eval", "--data", str(bench_dir), "--limit", "2", "--model", f"hf:{folder}", "--chat-format",
+                     "llava_v1", "--max-new-tokens", "3", "--history", "model", "--judge-model", "j",
+                     "--judge-base-url", judge_server.base_url, "--judge-images", "--no-plots",
+                     "--out", str(tmp_path / "run"), "--format", "json"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_turns"] == summary["n_parsed"] == 12  # an 8-turn and a 4-turn dialogue
+    run, _ = load_run(tmp_path / "run")
+    assert run["model"]["name"] == f"transformers:{folder}" and run["judge"]["send_images"] is True
+    sent = [p for b in judge_server.stats.bodies for p in b["messages"][-1]["content"] if isinstance(p, dict)
+            and p.get("type") == "image_url"]
+    assert sent and all(p["image_url"]["url"].startswith("data:image/jpeg;base64,") for p in sent)
+
+
 def test_reference_history_requests_carry_reference_answers_and_images(bench_dir, judge_server, tmp_path):
     seen = []
 
