@@ -162,6 +162,7 @@ class Generator:
         self.scorer = None
         self.stop = False
         self.counts = {OK: 0, QUARANTINED: 0, FILTERED: 0}
+        self._dirs: set = set()  # image folders known to exist
 
     # -- set-up ------------------------------------------------------------------------------
     def _load_models(self) -> None:
@@ -322,14 +323,24 @@ class Generator:
         return chunk
 
     def _write_images(self, task: Task) -> None:
+        """Write a task's images under ``data/images`` (content-addressed, so never two copies).
+
+        Written in place, without a temporary file: a write cut short by a kill leaves a file of
+        the wrong size, which the size check below rewrites on the next run (and the core build
+        would reject as truncated). A rename per image costs ten times the write here.
+        """
         for img in task.images:
             target = self.data / img.name
-            if target.is_file() and target.stat().st_size == len(img.data):
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
-            tmp.write_bytes(img.data)
-            os.replace(tmp, target)
+            try:
+                if os.stat(target).st_size == len(img.data):
+                    continue
+            except FileNotFoundError:
+                pass
+            if target.parent not in self._dirs:
+                os.makedirs(target.parent, exist_ok=True)
+                self._dirs.add(target.parent)
+            with open(target, "wb") as fh:
+                fh.write(img.data)
 
     # -- the run -----------------------------------------------------------------------------
     async def _run_async(self) -> bool:
