@@ -7,6 +7,8 @@ seconds. Tests that need the extra skip cleanly when it is not installed.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,10 +16,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-#: tiny family -> formatter, for the three families the issue names
-FAMILIES = {"qwen2_vl": "qwen2_vl", "llava": "llava_v1", "idefics3": "idefics3"}
-#: what precedes and ends each learned span
-SPAN_SHAPE = {"qwen2_vl": ("", "<|im_end|>"), "llava_v1": (" ", "</s>"), "idefics3": (" ", "<end_of_utterance>")}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _needs_train_extra():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAMILIES, SPAN_SHAPE
+from train_helpers import FAMILIES, SPAN_SHAPE
 
 pytestmark = pytest.mark.usefixtures("train_extra")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAMILIES
+from train_helpers import FAMILIES
 
 pytestmark = [pytest.mark.usefixtures("train_extra"), pytest.mark.slow]
 
