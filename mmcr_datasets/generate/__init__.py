@@ -14,6 +14,23 @@ thresholds are unpublished. This package is the project's own version of that pi
 6. write sharded canonical JSONL plus a quarantine file (:mod:`.pipeline`), with a persistent
    cache that makes runs resumable (:mod:`.store`).
 
+Quick start (``pip install 'mmcr-datasets[generate]'``; torch + transformers for the embedding
+domain assignment and the CLIP filter)::
+
+    mmcr generate --docs docs.jsonl --out gen --n 1000 --llm-model gpt-4o --concurrency 32 \
+        --clip-model ./clip-vit-base-patch32 --clip-percentile 10 --price-in 2.5 --price-out 10
+    mmcr build gen/data --format messages --out mmcr/310k
+
+``docs.jsonl`` holds one interleaved document per line, e.g.
+``{"id": "d1", "texts": ["Intro ...", null, "Caption ..."], "images": [null, "img/a.jpg", null]}``.
+Interrupt it at any time (Ctrl-C finishes the requests in flight) and run the same command again
+to continue. ``OUT/quarantine.jsonl`` says why each task did not become a dialogue;
+``OUT/provenance.jsonl`` holds each dialogue's domain score, repairs and tokens.
+
+A dry run without an LLM: serve :func:`.fake_llm.fake_reply` with
+``mmcr_datasets.testing.openai_server.OpenAIServer(reply=fake_reply)`` and point
+``--llm-base-url`` at it.
+
 Nothing here is imported by ``import mmcr_datasets``; openai, torch and transformers are imported
 only when the functions that need them run.
 """
