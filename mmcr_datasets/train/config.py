@@ -85,7 +85,8 @@ class DataSettings:
 
     ``train``: one or more :class:`DataSource` (a bare string is a path). ``eval``: held-out
     sources; when empty, ``eval_size`` rows (or ``eval_fraction`` of them) are held out of the
-    training data (map-style: a seeded random split; streaming: the first rows). ``subset_size``:
+    training data (map-style: a seeded random split; streaming: by ``id``, so no held-out row reaches
+    any process; ``eval`` sources are read whole, not streamed). ``subset_size``:
     a balanced subset of this many training dialogues, stratified over ``subset_by`` (the paper's
     "less is more" finding: a small balanced subset beat larger ones). ``streaming``: read shards
     lazily; each process then reads its own shards (``split_dataset_by_node``) and

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -63,15 +64,30 @@ def _trim(ds):
     return ds
 
 
+def _in_fraction(row_id, fraction: float, seed: int) -> bool:
+    """A stable pseudo-random choice of about ``fraction`` of all ids (independent of order and shards)."""
+    digest = hashlib.blake2b(f"{seed}:{row_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < fraction * 2 ** 64
+
+
 def _take_eval(ds, settings: DataSettings, streaming: bool):
-    """Split ``ds`` into (train, eval) by ``eval_size``/``eval_fraction``; (ds, None) when neither is set."""
+    """Split ``ds`` into (train, eval) by ``eval_size``/``eval_fraction``; (ds, None) when neither is set.
+
+    Streams are split by ``id``, not by position, so the held-out rows stay out of training on
+    every process however the shards are later divided: ``eval_size`` takes the first rows of the
+    stream and filters their ids out of the training stream; ``eval_fraction`` keeps the rows whose
+    seeded id hash falls below the fraction.
+    """
     size, frac = settings.eval_size, settings.eval_fraction
     if not size and not frac:
         return ds, None
     if streaming:
-        if not size:
-            raise MMCRError("with streaming data, hold out a fixed number of rows (data.eval_size), not a fraction")
-        return ds.skip(size), ds.take(size)
+        if size:
+            held = {r["id"] for r in ds.select_columns(["id"]).take(size)}
+            return ds.filter(lambda r: r["id"] not in held), ds.filter(lambda r: r["id"] in held)
+        seed = settings.seed
+        return (ds.filter(lambda r: not _in_fraction(r["id"], frac, seed)),
+                ds.filter(lambda r: _in_fraction(r["id"], frac, seed)))
     n = len(ds)
     k = size if size else max(1, int(round(n * frac)))
     if k >= n:

@@ -67,6 +67,21 @@ def test_streams_split_by_node_are_disjoint(demo_dir):
     assert len(seen[0]) + len(seen[1]) == 16
 
 
+@pytest.mark.parametrize("held_out", [{"eval_size": 2}, {"eval_fraction": 0.3}])
+def test_streamed_held_out_rows_reach_no_process(demo_dir, held_out):
+    from mmcr_datasets.train.data import build_datasets
+
+    folder = str(demo_dir / "mmcr" / "310k")
+    train, evals = set(), []
+    for rank in (0, 1):
+        data = build_datasets(_settings(train=[folder], streaming=True, shuffle_buffer=0, **held_out),
+                              rank=rank, world_size=2)
+        train |= {r["id"] for r in data.train}
+        evals.append({r["id"] for r in data.eval})
+    assert evals[0] == evals[1] and evals[0]
+    assert not train & evals[0] and len(train) + len(evals[0]) == 16
+
+
 def test_freezing_full_finetuning(tiny_dirs):
     from mmcr_datasets.train.model import freeze_parts, load_model, model_parts
 
