@@ -325,10 +325,11 @@ class Judge:
     async def ajudge_many(self, items: Sequence[JudgeItem], on_result=None) -> list[Judgement]:
         results: list = [None] * len(items)
         pending, waiting = [], {}
-        for i, item in enumerate(items):
-            payload = self.build_payload(item)
-            key = self.cache_key(payload)
-            hit = self.store.get_judgement(key) if self.store is not None else None
+        payloads = [self.build_payload(item) for item in items]
+        keys = [self.cache_key(payload) for payload in payloads]
+        cached = self.store.get_judgements(keys) if self.store is not None else {}
+        for i, (item, payload, key) in enumerate(zip(items, payloads, keys)):
+            hit = cached.get(key)
             if hit is not None:
                 j = Judgement(item.dialogue_id, item.turn, key, hit["status"], hit["scores"], hit["reason"],
                               hit["raw"], hit["prompt_tokens"], hit["completion_tokens"], hit["attempts"], cached=True)

@@ -80,6 +80,22 @@ class EvalStore:
         return {"status": status, "scores": json.loads(scores) if scores else None, "reason": reason,
                 "raw": raw, "prompt_tokens": pt or 0, "completion_tokens": ct or 0, "attempts": attempts or 0}
 
+    def get_judgements(self, keys) -> dict:
+        """``{key: judgement}`` for the keys that are cached (one query per 500 keys)."""
+        keys = list(dict.fromkeys(keys))
+        found = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                rows = self._conn.execute(
+                    "SELECT key, status, scores, reason, raw, prompt_tokens, completion_tokens, attempts FROM judgements "
+                    f"WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+                for key, status, scores, reason, raw, pt, ct, attempts in rows:
+                    found[key] = {"status": status, "scores": json.loads(scores) if scores else None, "reason": reason,
+                                  "raw": raw, "prompt_tokens": pt or 0, "completion_tokens": ct or 0,
+                                  "attempts": attempts or 0}
+        return found
+
     def put_judgement(self, key: str, *, dialogue_id: str, turn: int, status: str, scores: Optional[dict],
                       reason: Optional[str], raw: Optional[str], prompt_version: str, judge_model: str,
                       prompt_tokens: int, completion_tokens: int, attempts: int) -> None:
