@@ -133,6 +133,10 @@ class MMCRCollator:
             which process saw which data).
         max_turns: keep only the first ``max_turns`` turns of every dialogue (before any length
             check); counted in ``stats.capped_rows``.
+
+    The counters in :attr:`stats` (and :attr:`seen_ids`) live in the process that runs the
+    collator: with ``dataloader_num_workers > 0`` each worker counts its own rows, and the warnings
+    it logs are the record of what was truncated or dropped.
     """
 
     def __init__(self, processor, formatter: str, *, max_length: Optional[int] = None, truncation: str = "turns",
@@ -326,6 +330,15 @@ class MMCRCollator:
         return None
 
     # -- reporting ----------------------------------------------------------------------
+    def __getstate__(self):  # DataLoader workers started with "spawn" pickle the collator
+        state = dict(self.__dict__)
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def reset_stats(self) -> None:
         with self._lock:
             self.stats = CollatorStats()

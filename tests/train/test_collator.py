@@ -175,3 +175,14 @@ def test_collator_rejects_bad_options():
         _collator("llava", truncation="cut")
     with pytest.raises(ValueError, match="max_length"):
         _collator("llava", max_length=0)
+
+
+def test_collator_pickles_for_spawned_workers(sample_rows):
+    import pickle
+
+    import torch
+
+    collator = _collator("llava", max_turns=1)
+    clone = pickle.loads(pickle.dumps(collator))
+    rows = sample_rows[:2]
+    assert torch.equal(clone(rows)["labels"], collator(rows)["labels"])
