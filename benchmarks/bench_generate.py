@@ -140,19 +140,17 @@ def run_raw_client(docs: Path, base_url: str, concurrency: int) -> tuple[float, 
               for t in select_tasks(read_documents(docs), SelectionOptions(multi_image_share=0.0))]
 
     async def go() -> float:
-        clients = [openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=60)
-                   for _ in range(max(1, concurrency // 8))]
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=60)
         sem = asyncio.Semaphore(concurrency)
 
         async def one(i: int, body: dict):
             async with sem:
-                await clients[i % len(clients)].post("/chat/completions", body=body, cast_to=ChatCompletion)
+                await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
 
         t0 = time.perf_counter()
         await asyncio.gather(*[one(i, b) for i, b in enumerate(bodies)])
         seconds = time.perf_counter() - t0
-        for c in clients:
-            await c.close()
+        await client.close()
         return seconds
 
     return asyncio.run(go()), len(bodies)

@@ -99,19 +99,14 @@ def _retry_after(exc) -> Optional[float]:
     return None
 
 
-#: Connections per underlying HTTP client. The connection pool of httpcore scans all of its
-#: connections for every request, so a few small pools are cheaper than one large one.
-CONNECTIONS_PER_CLIENT = 1000
-
-
 class LLMClient:
     """An async client for one model. ``complete`` returns an :class:`LLMReply` or raises.
 
-    ``concurrency`` sizes the HTTP side: requests are spread round-robin over
-    ``ceil(concurrency / 8)`` SDK clients (see :data:`CONNECTIONS_PER_CLIENT`).
+    Concurrency is bounded by the caller; the SDK's connection pool (up to 1000 connections)
+    never limits it.
     """
 
-    def __init__(self, settings: LLMSettings, usage: Optional[Usage] = None, *, concurrency: int = 8):
+    def __init__(self, settings: LLMSettings, usage: Optional[Usage] = None):
         openai = require("openai", feature="mmcr generate (LLM calls)", extra="generate")
         self.openai = openai
         self.settings = settings
@@ -120,14 +115,11 @@ class LLMClient:
 
         self._completion_type = ChatCompletion
         key = settings.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        n = max(1, -(-concurrency // CONNECTIONS_PER_CLIENT))
-        self.clients = [openai.AsyncOpenAI(base_url=settings.base_url, api_key=key, timeout=settings.timeout,
-                                           max_retries=0) for _ in range(n)]
-        self._next = 0
+        self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=key, timeout=settings.timeout,
+                                         max_retries=0)
 
     async def close(self) -> None:
-        for client in self.clients:
-            await client.close()
+        await self.client.close()
 
     def _backoff(self, attempt: int, hint: Optional[float]) -> float:
         s = self.settings
@@ -150,9 +142,7 @@ class LLMClient:
             try:
                 # client.post skips the SDK's per-field transform of the parameters (they are plain
                 # JSON already), which costs milliseconds per request with images inlined as base64
-                client = self.clients[self._next % len(self.clients)]
-                self._next += 1
-                resp = await client.post("/chat/completions", body=params, cast_to=self._completion_type)
+                resp = await self.client.post("/chat/completions", body=params, cast_to=self._completion_type)
                 choice = resp.choices[0]
                 usage = getattr(resp, "usage", None)
                 reply = LLMReply(choice.message.content, choice.finish_reason,

@@ -348,7 +348,7 @@ class Generator:
         cfg = self.cfg
         loop = asyncio.get_running_loop()
         self.sem = asyncio.Semaphore(max(1, cfg.concurrency))
-        self.client = LLMClient(cfg.llm, self.usage, concurrency=cfg.concurrency)
+        self.client = LLMClient(cfg.llm, self.usage)
         io_pool = ThreadPoolExecutor(1, thread_name_prefix="mmcr-docs")
         model_pool = ThreadPoolExecutor(1, thread_name_prefix="mmcr-model")
         self._install_signals(loop)
