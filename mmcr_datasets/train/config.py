@@ -92,6 +92,9 @@ class DataSettings:
     lazily; each process then reads its own shards (``split_dataset_by_node``) and
     ``training.max_steps`` must be set. ``max_length``/``truncation``: see
     :class:`~mmcr_datasets.train.collator.MMCRCollator` (2048 as LLaVA-1.5's ``model_max_length``).
+    With ``truncation: drop``, a batch whose rows are all too long stops training with
+    :class:`~mmcr_datasets.train.collator.BatchTooLongError`; ``turns`` only drops a row whose first
+    turn alone does not fit.
     ``max_turns``: train on the first ``max_turns`` turns of each dialogue only (``None`` = all).
     ``literal_tokens``: the formatter policy for control tokens inside text.
     ``shuffle_buffer``: buffer of the streaming shuffle (0 = no shuffle).
@@ -234,6 +237,8 @@ class TrainConfig:
             problems.append("data.streaming needs training.max_steps (a stream has no length to count epochs by)")
         if self.data.streaming and self.data.subset_size:
             problems.append("data.subset_size needs the whole dataset to balance it; set data.streaming: false")
+        if not 0 <= self.training.warmup_ratio < 1:
+            problems.append("training.warmup_ratio must be in [0, 1)")
         if self.data.eval_fraction is not None and not 0 < self.data.eval_fraction < 1:
             problems.append("data.eval_fraction must be between 0 and 1")
         for s in self.data.train + self.data.eval:

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import MMCRError, require
 from .config import TrainConfig
@@ -126,8 +126,8 @@ def _args_kwargs(cfg: TrainConfig, has_eval: bool, quiet: bool, iterable: bool =
 
 
 class _MMCRTrainerMixin:
-    """Two changes to the stock trainers: a per-process stream is not re-sharded, and the projector
-    can have its own learning rate."""
+    """Three changes to the stock trainers: a per-process stream is not re-sharded, full-model
+    checkpoints resume with their weights, and the projector can have its own learning rate."""
 
     mmcr_split_by_node: bool = False
     mmcr_projector_lr: Optional[float] = None
