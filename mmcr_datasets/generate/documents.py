@@ -204,6 +204,11 @@ def document_from_row(row: dict, source: str, base: Path) -> Document:
         raise ReaderError(f"{source}: 'images' has {len(images)} entries but 'texts' has {len(texts)}; "
                           "they must be aligned by position")
     meta = row.get("metadata")
+    if isinstance(meta, str):  # parquet files often carry metadata as a JSON string
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            meta = {"metadata": meta}
     metadata = dict(meta) if isinstance(meta, dict) else {}
     if isinstance(meta, list):
         metadata["positions"] = meta

@@ -29,22 +29,29 @@ def test_read_jsonl_documents_resolves_relative_paths():
     assert remote.images[1].problem == "remote_image" and remote.images[1].data is None
 
 
-def test_parquet_with_image_bytes_matches_jsonl(tmp_path):
+@pytest.mark.parametrize("layout", ["binary", "image_struct"])
+def test_parquet_with_image_bytes_matches_jsonl(tmp_path, layout):
+    """Images as a binary column, or as {bytes, path} structs (a `datasets.Image` column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def cell(img):
+        if img is None:
+            return None
+        return img.data if layout == "binary" else {"bytes": img.data, "path": None}
+
     rows = []
     for doc in read_documents(DOCS):
-        rows.append({"id": doc.doc_id, "texts": doc.texts,
-                     "images": [img.data if img is not None else None for img in doc.images],
+        rows.append({"id": doc.doc_id, "texts": doc.texts, "images": [cell(img) for img in doc.images],
                      "metadata": json.dumps(doc.metadata)})
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "docs.parquet")
     from_parquet = list(read_documents(tmp_path / "docs.parquet"))
     from_jsonl = list(read_documents(DOCS))
     # the remote image has no bytes in either; every other document hashes the same
     assert [d.content_hash() for d in from_parquet[:-1]] == [d.content_hash() for d in from_jsonl[:-1]]
-    tasks_p = [t.key for t in select_tasks(from_parquet)]
-    tasks_j = [t.key for t in select_tasks(from_jsonl)]
+    assert from_parquet[0].metadata["title"] == "From launch pad to orbit"  # JSON-string metadata
+    tasks_p = [(t.key, t.title) for t in select_tasks(from_parquet)]
+    tasks_j = [(t.key, t.title) for t in select_tasks(from_jsonl)]
     assert tasks_p == tasks_j and tasks_p
 
 
