@@ -14,7 +14,6 @@ Three methods:
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -162,6 +161,3 @@ def check_method(method: str) -> str:
         raise ValueError(f"domain method must be one of {METHODS}, got {method!r}")
     return method
 
-
-def describe(a: DomainAssignment) -> str:
-    return json.dumps(a.to_dict())
