@@ -101,21 +101,18 @@ def bare_client(base_url: str, n: int, concurrency: int) -> float:
     payload = Judge(JudgeConfig(model="bench-judge", base_url=base_url)).build_payload(items(1, "bare")[0])
 
     async def go():
-        shards = [openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
-                  for _ in range(-(-concurrency // 8))]
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="EMPTY", max_retries=0)
         todo = list(range(n))
 
-        async def worker(w):
-            client = shards[w // 8]
+        async def worker():
             while todo:
                 todo.pop()
                 await client.post("/chat/completions", cast_to=object, body=payload)
 
         start = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-        for client in shards:
-            await client.close()
+        await client.close()
         return elapsed
 
     return asyncio.run(go())

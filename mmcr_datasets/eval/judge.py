@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from ..errors import MMCRError
-from .client import (ClientPool, RetryPolicy, call_chat, completion_content, completion_usage, redact_url,
-                     resolve_endpoint, run_coroutine, run_workers)
+from .client import (RetryPolicy, call_chat, completion_content, completion_usage, make_async_client,
+                     redact_url, resolve_endpoint, run_coroutine, run_workers)
 
 logger = logging.getLogger(__name__)
 
@@ -344,7 +344,7 @@ class Judge:
                 pending.append((i, item, payload, key))
         if not pending:
             return results
-        pool = ClientPool(self._base_url, self._api_key, self.config.concurrency)
+        client = make_async_client(self._base_url, self._api_key, self.config.concurrency)
         rng = random.Random(0)
 
         async def handle(client, job):
@@ -360,9 +360,9 @@ class Judge:
                     on_result(copy)
 
         try:
-            await run_workers(pending, self.config.concurrency, pool, handle)
+            await run_workers(pending, self.config.concurrency, client, handle)
         finally:
-            await pool.close()
+            await client.close()
             if self.store is not None:
                 self.store.flush()
         return results

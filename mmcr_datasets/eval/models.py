@@ -16,8 +16,8 @@ from typing import Callable, Optional, Sequence
 
 from ..errors import MMCRError, require
 from .bench import TurnRequest
-from .client import (ClientPool, RetryPolicy, call_chat, completion_content, completion_usage, redact_url,
-                     resolve_endpoint, run_coroutine, run_workers)
+from .client import (RetryPolicy, call_chat, completion_content, completion_usage, make_async_client,
+                     redact_url, resolve_endpoint, run_coroutine, run_workers)
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class OpenAIChatModel(ModelAdapter):
         return run_coroutine(self._agenerate(list(requests)))
 
     async def _agenerate(self, requests):
-        pool = ClientPool(self._base_url, self._api_key, self.concurrency)
+        client = make_async_client(self._base_url, self._api_key, self.concurrency)
         rng = random.Random(0)
         results: list = [None] * len(requests)
 
@@ -128,9 +128,9 @@ class OpenAIChatModel(ModelAdapter):
                 results[i] = Generation(completion_content(outcome.response), None, *completion_usage(outcome.response))
 
         try:
-            await run_workers(list(enumerate(requests)), self.concurrency, pool, handle)
+            await run_workers(list(enumerate(requests)), self.concurrency, client, handle)
         finally:
-            await pool.close()
+            await client.close()
         return results
 
 
