@@ -22,6 +22,7 @@ and logged; nothing is dropped silently.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from dataclasses import asdict, dataclass, field
@@ -255,19 +256,28 @@ class MMCRCollator:
         return self._encode_by_alignment(rows, formatted)
 
     def _labels_from_offsets(self, formatted, enc):
+        """Labels from token offsets: a token is learned when its characters overlap a span (a
+        zero-width token when it sits inside one), the rule of :func:`~mmcr_datasets.labels.label_tokens`.
+
+        Offsets of the real (non-padding) tokens never decrease, so each span's tokens are found by
+        binary search and labelled as one slice; only the tokens at the two edges of a slice are
+        tested one by one. This keeps per-token Python work out of the collator's hot path.
+        """
         ids = enc["input_ids"]
         labels = torch.full_like(ids, IGNORE_INDEX)
+        lengths = enc["attention_mask"].sum(dim=1).tolist()
         for i, f in enumerate(formatted):
-            spans = _shift_spans(f, enc["text_replacement_offsets"][i])
-            if not spans:
-                continue
-            offsets = torch.as_tensor(np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2))
-            a, b = offsets[:, 0:1], offsets[:, 1:2]
-            s = torch.tensor([sp[0] for sp in spans]).unsqueeze(0)
-            e = torch.tensor([sp[1] for sp in spans]).unsqueeze(0)
-            hit = ((a < e) & (b > s)) | ((a == b) & (s <= a) & (a < e))
-            mask = hit.any(dim=1) & enc["attention_mask"][i].bool()
-            labels[i, mask] = ids[i, mask]
+            offs = enc["offset_mapping"][i]
+            n = int(lengths[i])
+            for s, e in _shift_spans(f, enc["text_replacement_offsets"][i]):
+                lo = bisect.bisect_left(offs, s, 0, n, key=_end)      # first token ending at or after s
+                hi = bisect.bisect_left(offs, e, lo, n, key=_start)   # first token starting at or after e
+                while lo < hi and not _overlaps(offs[lo], s, e):
+                    lo += 1
+                while hi > lo and not _overlaps(offs[hi - 1], s, e):
+                    hi -= 1
+                if lo < hi:
+                    labels[i, lo:hi] = ids[i, lo:hi]
         return labels
 
     def _encode_by_alignment(self, rows, formatted):
@@ -343,6 +353,19 @@ class MMCRCollator:
         with self._lock:
             self.stats = CollatorStats()
             self.seen_ids = []
+
+
+def _start(o) -> int:
+    return o[0]
+
+
+def _end(o) -> int:
+    return o[1]
+
+
+def _overlaps(o, s: int, e: int) -> bool:
+    a, b = o[0], o[1]
+    return (a < e and b > s) or (a == b and s <= a < e)
 
 
 def _to_tensors(enc) -> dict:
