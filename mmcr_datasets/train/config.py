@@ -69,7 +69,8 @@ class DataSource:
 
     ``weight``: relative sampling probability when several sources are mixed (normalised to sum to
     one). ``config``/``split``: as in ``datasets.load_dataset``. ``data_dir``: a raw release folder
-    read through :func:`mmcr_datasets.load` instead.
+    or file (Ovis/LLaVA, MMDU, ShareGPT JSON) read through :func:`mmcr_datasets.load` instead, with
+    ``format`` (detected when omitted) and ``image_root`` (where relative image paths point).
     """
 
     path: str = ""
@@ -77,6 +78,8 @@ class DataSource:
     split: str = "train"
     weight: float = 1.0
     data_dir: Optional[str] = None
+    format: Optional[str] = None
+    image_root: Optional[str] = None
 
 
 @dataclass

@@ -47,7 +47,8 @@ def load_source(src: DataSource, *, streaming: bool):
     if src.data_dir:
         from ..hub import load
 
-        return load(src.path or "mmcr/310k", src.config, split=src.split, data_dir=src.data_dir, streaming=streaming)
+        return load(src.path or "mmcr/310k", src.config, split=src.split, data_dir=src.data_dir, streaming=streaming,
+                    format=src.format, image_root=src.image_root)
     try:
         return datasets.load_dataset(src.path, src.config, split=src.split, streaming=streaming)
     except (FileNotFoundError, ValueError) as exc:

@@ -137,3 +137,30 @@ def test_formatter_is_derived_from_the_model(tiny_dirs):
     assert resolve_formatter(None, "smolvlm") == "smolvlm"
     with pytest.raises(MMCRError, match="model.formatter"):
         resolve_formatter(type("C", (), {"model_type": "mystery"})())
+
+
+def test_raw_release_source_is_read_through_the_builder(sample_dir, tmp_path, monkeypatch):
+    from mmcr_datasets.train.data import build_datasets
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    data = build_datasets(_settings(train=[{"path": "mmcr/310k", "data_dir": str(sample_dir / "310k" / "train.json"),
+                                            "format": "llava", "image_root": str(sample_dir / "images")}]))
+    assert len(data.train) == 16 and data.train[0]["images"]
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_gradient_checkpointing_and_a_trainable_vision_tower_run(tiny_dirs, demo_dir, tmp_path, family):
+    from mmcr_datasets.train import train
+    from mmcr_datasets.train.config import TrainConfig
+
+    cfg = TrainConfig.from_dict({
+        "model": {"name_or_path": str(tiny_dirs[family])},
+        "data": {"train": [str(demo_dir / "mmcr" / "310k")], "max_turns": 1},
+        "finetune": {"method": "lora", "lora": {"r": 4, "alpha": 8}, "freeze_vision_tower": False,
+                     "gradient_checkpointing": True},
+        "training": {"output_dir": str(tmp_path), "report_to": "none", "max_steps": 2,
+                     "per_device_train_batch_size": 1, "gradient_accumulation_steps": 1, "save_final": False,
+                     "disable_tqdm": True},
+    })
+    result = train(cfg)
+    assert result.global_step == 2 and all(loss == loss for loss in result.losses())
