@@ -265,12 +265,14 @@ class MMCRCollator:
         """
         ids = enc["input_ids"]
         labels = torch.full_like(ids, IGNORE_INDEX)
-        lengths = enc["attention_mask"].sum(dim=1).tolist()
+        mask = enc["attention_mask"]
+        lengths = mask.sum(dim=1).tolist()
         for i, f in enumerate(formatted):
             offs = enc["offset_mapping"][i]
-            n = int(lengths[i])
+            first = 0 if mask[i, 0] else int(mask[i].argmax())  # left padding, should a processor force it
+            n = first + int(lengths[i])
             for s, e in _shift_spans(f, enc["text_replacement_offsets"][i]):
-                lo = bisect.bisect_left(offs, s, 0, n, key=_end)      # first token ending at or after s
+                lo = bisect.bisect_left(offs, s, first, n, key=_end)  # first token ending at or after s
                 hi = bisect.bisect_left(offs, e, lo, n, key=_start)   # first token starting at or after e
                 while lo < hi and not _overlaps(offs[lo], s, e):
                     lo += 1

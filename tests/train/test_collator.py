@@ -186,3 +186,17 @@ def test_collator_pickles_for_spawned_workers(sample_rows):
     clone = pickle.loads(pickle.dumps(collator))
     rows = sample_rows[:2]
     assert torch.equal(clone(rows)["labels"], collator(rows)["labels"])
+
+
+def test_labels_follow_the_tokens_under_left_padding(sample_rows):
+    import torch
+
+    rows = _mixed_rows(sample_rows)[:3]
+    right = _collator("qwen2_vl")(rows)
+    left_collator = _collator("qwen2_vl", processor_kwargs={"padding_side": "left"})
+    left = left_collator(rows)
+    assert (left["attention_mask"][:, 0] == 0).any()  # some row really is padded on the left
+    for i in range(len(rows)):
+        r, lm = right["attention_mask"][i].bool(), left["attention_mask"][i].bool()
+        assert torch.equal(right["labels"][i][r], left["labels"][i][lm])
+        assert (left["labels"][i][~lm] == -100).all()
