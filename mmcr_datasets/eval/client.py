@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import email.utils
 import functools
 import importlib
 import inspect
@@ -23,12 +22,12 @@ import logging
 import os
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import MMCRError, require
+from ..retry import retry_after_seconds  # noqa: F401  (also imported from here by callers)
 
 logger = logging.getLogger(__name__)
 
@@ -61,28 +60,6 @@ class CallOutcome:
     attempts: int = 0
     waited: float = 0.0
     retried: dict = field(default_factory=dict)
-
-
-def retry_after_seconds(headers) -> Optional[float]:
-    """The server's wait hint in seconds, from ``retry-after-ms`` or ``Retry-After`` (seconds or a date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
 
 
 def backoff_delay(policy: RetryPolicy, retry_index: int, hint: Optional[float], rng: random.Random) -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from ..errors import MMCRError, require
+from ..retry import retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -85,18 +86,7 @@ class Usage:
 
 
 def _retry_after(exc) -> Optional[float]:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        if headers.get("retry-after-ms"):
-            return float(headers["retry-after-ms"]) / 1000
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-    except (TypeError, ValueError):
-        return None
-    return None
+    return retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
 
 
 class LLMClient:
