@@ -25,6 +25,30 @@ from .base import FormatterError, Formatter, join_with_newlines
 _CHATML = ("<|im_start|>", "<|im_end|>", "<|endoftext|>")
 
 
+def write_chatml_turns(w, conv, placeholder, order: list, add_generation_prompt: bool) -> None:
+    """Every message as ``<|im_start|>role\n...<|im_end|>\n`` (images by ``placeholder(k)``), the
+    assistant answer and its ``<|im_end|>`` marked as learned; then the optional generation prompt.
+    Shared by the ChatML families that write an image placeholder where the dialogue refers to it."""
+    pieces = w.pieces
+    write = pieces.append
+    mark = w.marks.append
+    for m in conv.messages:
+        role = m["role"]
+        c = m["content"]
+        body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
+                else join_with_newlines(c, placeholder, order))
+        write("<|im_start|>" + role + "\n")
+        if role == "assistant":
+            mark(len(pieces))
+            write(body + "<|im_end|>")
+            mark(len(pieces))
+            write("\n")
+        else:
+            write(body + "<|im_end|>\n")
+    if add_generation_prompt:
+        write("<|im_start|>assistant\n")
+
+
 class _ChatMLImageFormatter(Formatter):
     default_system: str = ""
     vision_id: str = "Image {k}: "
@@ -32,9 +56,7 @@ class _ChatMLImageFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt, add_vision_id=False):
         order: list[int] = []
-        pieces = w.pieces
-        write = pieces.append
-        mark = w.marks.append
+        write = w.pieces.append
         if add_vision_id:
             fmt = self.vision_id
             placeholder = lambda k: fmt.format(k=k) + "<image>"  # noqa: E731
@@ -42,21 +64,7 @@ class _ChatMLImageFormatter(Formatter):
             placeholder = lambda k: "<image>"  # noqa: E731
         system = self.default_system if conv.system is None else conv.system
         write("<|im_start|>system\n" + system + "<|im_end|>\n")
-        for m in conv.messages:
-            role = m["role"]
-            c = m["content"]
-            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
-                    else join_with_newlines(c, placeholder, order))
-            write("<|im_start|>" + role + "\n")
-            if role == "assistant":
-                mark(len(pieces))
-                write(body + "<|im_end|>")
-                mark(len(pieces))
-                write("\n")
-            else:
-                write(body + "<|im_end|>\n")
-        if add_generation_prompt:
-            write("<|im_start|>assistant\n")
+        write_chatml_turns(w, conv, placeholder, order, add_generation_prompt)
         return order
 
 

@@ -20,6 +20,7 @@ neighbouring text by one newline (the ``<image>\\n`` convention of their trainin
 from __future__ import annotations
 
 from .base import IMAGE, FormatterError, Formatter, join_with_newlines
+from .chatml import write_chatml_turns
 
 _IMAGE = "<image>"
 
@@ -114,25 +115,8 @@ class LlavaOneVisionFormatter(Formatter):
 
     def render(self, w, conv, add_generation_prompt):
         order: list[int] = []
-        pieces = w.pieces
-        write = pieces.append
-        mark = w.marks.append
         system = self.default_system if conv.system is None else conv.system
         if system:
-            write("<|im_start|>system\n" + system + "<|im_end|>\n")
-        for m in conv.messages:
-            role = m["role"]
-            c = m["content"]
-            body = (c[0]["text"] if len(c) == 1 and c[0]["type"] == "text"
-                    else join_with_newlines(c, _image, order))
-            write("<|im_start|>" + role + "\n")
-            if role == "assistant":
-                mark(len(pieces))
-                write(body + "<|im_end|>")
-                mark(len(pieces))
-                write("\n")
-            else:
-                write(body + "<|im_end|>\n")
-        if add_generation_prompt:
-            write("<|im_start|>assistant\n")
+            w.pieces.append("<|im_start|>system\n" + system + "<|im_end|>\n")
+        write_chatml_turns(w, conv, _image, order, add_generation_prompt)
         return order
