@@ -54,12 +54,6 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
+from .._lazy import lazy_exports  # noqa: E402
 
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f".{module}", __name__), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mmcr_datasets.generate' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
