@@ -10,7 +10,7 @@ What each target can express:
 | literal `<image>` / `<ImageHere>` in text | no: refused (MMCR032) | no: refused | no: refused | yes |
 | image bytes | written as files under ``image_root`` | files | files | files |
 
-Whitespace next to a placeholder is normalised to one newline (see :mod:`.readers.formats`).
+A placeholder is always separated from neighbouring text by one newline (see :mod:`.readers.formats`).
 Every write is atomic (temporary file + rename).
 """
 

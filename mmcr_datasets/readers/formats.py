@@ -6,9 +6,9 @@ user wrote (``/conversations/3/value``), not into the canonical form.
 
 Placeholder convention (Ovis/LLaVA ``<image>``, MMDU ``<ImageHere>``, ShareGPT ``<image>``): the
 n-th placeholder of the dialogue is the n-th image. One newline directly after or before a
-placeholder is its separator and is not part of the text; the writers put it back. Text that
-uses that convention round-trips byte for byte; other whitespace next to a placeholder is
-normalised to one newline (documented in README, "Formats").
+placeholder is its separator and is not part of the text; the writers always put one there. Text
+that uses that convention round-trips byte for byte; text glued to a placeholder (``<image>What``)
+comes back with the newline (``<image>\nWhat``); other whitespace stays in the text.
 """
 
 from __future__ import annotations
