@@ -34,6 +34,37 @@ class ImageInfo:
     num_bytes: int
 
 
+_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp"}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+
+
+def sniff_format(data: bytes) -> Optional[str]:
+    """``JPEG``, ``PNG``, ``GIF``, ``WEBP`` or ``BMP`` from the file signature; ``None`` if unknown."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for magic, fmt in _SIGNATURES:
+        if data.startswith(magic):
+            return fmt
+    return None
+
+
+def mime_type(data: bytes, default: str = "application/octet-stream") -> str:
+    """The MIME type of encoded image bytes, from their signature."""
+    return MIME_TYPES.get(sniff_format(data), default)
+
+
+def file_extension(data: bytes, default: str = "bin") -> str:
+    """A file extension (without the dot) for encoded image bytes, from their signature."""
+    return EXTENSIONS.get(sniff_format(data), default)
+
+
 class ImageProblem(Exception):
     """Raised by the helpers below; carries the validation code and a message."""
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Union
 
 from .errors import MMCRError
+from .images import file_extension
 from .readers.formats import get_format
 from .records import Dialogue
 
@@ -52,12 +53,7 @@ def _image_name(d: Dialogue, k: int, data: Optional[bytes]) -> str:
         norm = os.path.normpath(ref.path.replace("\\", "/"))
         if not os.path.isabs(norm) and not norm.startswith(".."):
             return norm.replace(os.sep, "/")
-    ext = "jpg"
-    if data:
-        from .images import _fast_header
-
-        info = _fast_header(data)
-        ext = {"PNG": "png", "GIF": "gif", "JPEG": "jpg"}.get(info.format if info else "", "bin")
+    ext = file_extension(data) if data else "jpg"
     return f"{_SAFE.sub('_', d.id)}_{k}.{ext}"
 
 

@@ -158,3 +158,15 @@ def test_literal_placeholder_refused_by_placeholder_formats(tmp_path):
     assert not (tmp_path / "x.json").exists()
     write_raw([Dialogue.from_json(rec)], tmp_path / "x.jsonl", "messages")
     assert "What does <image> mean?" in (tmp_path / "x.jsonl").read_text()
+
+
+def test_image_signatures_give_mime_and_extension():
+    from mmcr_datasets.images import file_extension, mime_type, sniff_format
+
+    from factories import make_png
+
+    assert (sniff_format(make_jpeg()), mime_type(make_jpeg()), file_extension(make_jpeg())) == ("JPEG", "image/jpeg", "jpg")
+    assert (sniff_format(make_png()), file_extension(make_png())) == ("PNG", "png")
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WEBP"
+    assert sniff_format(b"not an image") is None
+    assert mime_type(b"?") == "application/octet-stream" and file_extension(b"?") == "bin"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from ..errors import MMCRError
+from ..images import mime_type
 from ..records import Dialogue, ImagePart, ImageRef, Message, TextPart
 
 HISTORY_MODES = ("reference", "model")
@@ -84,15 +85,7 @@ def image_digest(ref: ImageRef) -> str:
 
 
 def image_mime(data: bytes) -> str:
-    if data[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
+    return mime_type(data)
 
 
 def data_uri(ref: ImageRef) -> str:

@@ -8,15 +8,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import MMCRError
-
-_MAGIC = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-)
-
+from ..images import mime_type
 
 class ExportImageError(MMCRError):
     """An image of a row cannot be turned into bytes for an export."""
@@ -24,12 +16,7 @@ class ExportImageError(MMCRError):
 
 def sniff_mime(data: bytes) -> str:
     """The MIME type of encoded image bytes, from their signature (``image/png`` if unknown)."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    return "image/png"
+    return mime_type(data, default="image/png")
 
 
 def image_bytes(image: Any, image_root: Optional[Union[str, Path]] = None) -> bytes:

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
-from ..images import ImageLimits, ImageProblem, probe_image
+from ..images import ImageLimits, ImageProblem, file_extension, probe_image
 from .documents import Deduplicator, Document
 
 
@@ -84,18 +84,6 @@ class Task:
             h.update(img.sha256.encode() + b"\0")
         h.update(self.context.encode("utf-8"))
         return h.hexdigest()
-
-
-def _ext(data: bytes) -> str:
-    if data[:3] == b"\xff\xd8\xff":
-        return "jpg"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return "png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return "bin"
 
 
 def context_for(doc: Document, positions: list[int], max_chars: int) -> str:
@@ -204,7 +192,7 @@ def select_tasks(docs: Iterable[Document], options: SelectionOptions = Selection
                 stats.duplicate_images += 1
                 continue
             seen_here.add(digest)
-            usable.append((img.position, TaskImage(digest, _ext(img.data), img.data)))
+            usable.append((img.position, TaskImage(digest, file_extension(img.data), img.data)))
         if not usable:
             continue
         total = stats.single_tasks + stats.multi_tasks
