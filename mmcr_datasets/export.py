@@ -300,9 +300,13 @@ def _parallel_blocks(inputs, fmt, opts, tmp, name, schema, on_invalid, max_shard
         block_dupes = {p: s for p, s in dupes.items() if start <= p < end}
         jobs.append((inputs, fmt, opts, start, end, block_dupes, str(tmp), f"{i:03d}", name, schema, on_invalid,
                      max_shard_bytes))
+    # The calling process takes the first block itself instead of waiting on num_proc workers:
+    # one process less to start, and no idle parent.
     ctx = mp.get_context("spawn")
-    with ctx.Pool(num_proc) as pool:
-        return pool.map(_worker, jobs, chunksize=1)
+    with ctx.Pool(num_proc - 1) as pool:
+        rest = pool.map_async(_worker, jobs[1:], chunksize=1)
+        first = _worker(jobs[0])
+        return [first] + rest.get()
 
 
 def _finalize_shards(tmp: Path, name: str, blocks) -> tuple[dict, dict]:
