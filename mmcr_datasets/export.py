@@ -247,9 +247,10 @@ def build_hub_folder(
         result = BuildResult(out, name, sum(b.num_read for b in blocks), sum(rows.values()),
                              sum(b.num_rejected for b in blocks), rows, None, _merge_codes(blocks), 0.0)
         if result.num_written == 0:
+            where = _finalize_rejects(blocks, out, rejects)  # the user needs them most in this case
             raise ExportError(
                 f"no valid record to write ({result.num_read} read, {result.num_rejected} rejected); "
-                "nothing was written" + ("" if on_invalid == "raise" else "; see the rejects file")
+                "nothing was written" + (f"; see the rejects file {where}" if where else "")
             )
         if card:
             from .cards import write_card
@@ -258,13 +259,7 @@ def build_hub_folder(
         result.rejects_path = _finalize_rejects(blocks, out, rejects)
         _replace_folder(tmp, out)
     except BaseException:
-        rejects_tmp = [b for b in locals().get("blocks", []) if b.rejects_file]
-        if rejects_tmp and on_invalid != "raise":
-            try:
-                _finalize_rejects(locals()["blocks"], out, rejects)
-            except Exception:  # pragma: no cover - best effort on the error path
-                pass
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the per-block rejects files live in tmp and go with it
         raise
     result.seconds = time.perf_counter() - t0
     logger.debug(result.summary())

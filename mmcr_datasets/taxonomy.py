@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Union
 
 from .errors import TaxonomyError
 from .resources import schema_path
@@ -163,8 +163,3 @@ def load_taxonomy(taxonomy: TaxonomyLike = None) -> Taxonomy:
         return taxonomy
     return Taxonomy.from_file(taxonomy)
 
-
-def iter_labels(taxonomy: Taxonomy) -> Iterable[tuple[str, str]]:
-    for d in taxonomy.domains:
-        for s in d.subtopics:
-            yield d.name, s.name

@@ -172,3 +172,12 @@ def test_user_taxonomy_flows_into_features_and_card(tmp_path, images):
     assert validate_hub_folder(out, taxonomy=tax_path).ok
     hint = json.loads((tmp_path / "rej.jsonl").read_text())["issues"][0]["message"]
     assert "Science" in hint and str(tax_path) in hint
+
+
+def test_all_records_invalid_writes_rejects_and_no_output(tmp_path, images):
+    path = write_json(tmp_path / "t.json", [llava_record("a", turns=3), llava_record("b", images=["nope.jpg"])])
+    out = tmp_path / "out"
+    with pytest.raises(ExportError, match="rejects"):
+        build_hub_folder(path, out, image_root=images, on_invalid="skip", rejects=tmp_path / "rej.jsonl")
+    assert not out.exists() and not list(tmp_path.glob(".out.tmp-*"))
+    assert [json.loads(l)["record_id"] for l in (tmp_path / "rej.jsonl").read_text().splitlines()] == ["a", "b"]

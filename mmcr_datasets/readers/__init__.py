@@ -98,6 +98,3 @@ def read_raw(
             record, problems = fmt.to_canonical(item.value, fallback)
             yield RawItem(record, item.value, source, fmt, list(problems), pos)
 
-
-def count_records(paths, format: Optional[str] = None) -> int:
-    return sum(1 for _ in read_raw(paths, format))

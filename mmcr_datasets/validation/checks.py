@@ -8,7 +8,7 @@ and returns every issue; it never raises on bad input. A record whose structure 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 from ..taxonomy import Taxonomy
 from .issues import Issue, make_issue
@@ -289,6 +289,3 @@ def duplicate_id_issue(record_id: str, first_source: Optional[str], ctx: CheckCo
     return make_issue("MMCR003", f"id {record_id!r} was already used" + (f" at {first_source}" if first_source else ""),
                       record_id=record_id, pointer=ctx.pointer_map("/id"), source=ctx.source)
 
-
-def iter_codes(issues: Iterable[Issue]) -> list[str]:
-    return [i.code for i in issues]
